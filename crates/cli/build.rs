@@ -1,0 +1,5 @@
+include!("../../build/link_mlx.rs");
+
+fn main() {
+    link_mlx();
+}

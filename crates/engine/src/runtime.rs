@@ -1,0 +1,397 @@
+//! The MLX runtime as this process sees it: the one-time set-up that makes MLX safe to embed
+//! in a long-lived, forked process such as a Postgres backend, and facts about what is bound.
+//!
+//! Rules (../shared/notes/mlx-on-linux.md §8-§10), enforced here so every caller gets them:
+//! - mlx-rs installs its error handler lazily, on its first *guarded* op. Until then a raw
+//!   mlx-sys call that fails runs mlx-c's default handler, which calls `exit()`. [`init`] runs
+//!   a guarded op before anything else, and every raw call in this crate goes through it.
+//! - MLX's run-time compile forks g++ and writes a shared cache; it buys ~2% here. [`init`]
+//!   can switch it off (the extension does).
+//! - Nothing here runs at load time: callers call [`init`] lazily, after any fork.
+
+use std::ffi::{c_char, c_int, CStr};
+use std::sync::OnceLock;
+
+use mlx_rs::Array;
+use serde::Serialize;
+
+use crate::error::{EngineError, Result};
+
+/// Where MLX runs. Only `Cpu` exists on Linux; `Gpu` is Metal on macOS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    Cpu,
+    Gpu,
+}
+
+impl Device {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Gpu => "gpu",
+        }
+    }
+}
+
+impl std::str::FromStr for Device {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "gpu" | "metal" => Ok(Device::Gpu),
+            other => Err(EngineError::InvalidInput(format!(
+                "unknown device \"{other}\" (expected \"cpu\" or \"gpu\")"
+            ))),
+        }
+    }
+}
+
+/// Process-wide settings applied once, by the first [`init`].
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    /// Turn off MLX's run-time compile (no g++ forked from this process).
+    pub disable_compile: bool,
+    /// OpenBLAS worker threads; `None` keeps OpenBLAS's default (one per core).
+    pub blas_threads: Option<usize>,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions { disable_compile: true, blas_threads: None }
+    }
+}
+
+static INIT: OnceLock<std::result::Result<InitOptions, String>> = OnceLock::new();
+
+/// Makes MLX safe to use from this process. Idempotent: later calls return the first outcome
+/// (their options are ignored: the settings are process-wide).
+pub fn init(options: InitOptions) -> Result<()> {
+    INIT.get_or_init(|| init_once(options))
+        .as_ref()
+        .map(|_| ())
+        .map_err(|e| EngineError::Mlx(format!("MLX runtime failed to start: {e}")))
+}
+
+fn init_once(options: InitOptions) -> std::result::Result<InitOptions, String> {
+    // A guarded op first: this is what installs mlx-rs's error handler (see module docs).
+    let probe = Array::from_slice(&[1.0f32, 2.0, 3.0], &[3]);
+    let sum = probe.sum(None).map_err(|e| e.what().to_string())?;
+    sum.eval().map_err(|e| e.what().to_string())?;
+    let value: f32 = sum.try_item_exact().map_err(|e| e.to_string())?;
+    if value != 6.0 {
+        return Err(format!("MLX self-check computed 1+2+3 = {value}"));
+    }
+    if options.disable_compile {
+        mlx_rs::transforms::compile::disable_compile();
+    }
+    if let Some(n) = options.blas_threads {
+        openblas::set_threads(n);
+    }
+    Ok(options)
+}
+
+fn ensure_init() -> Result<()> {
+    init(InitOptions::default())
+}
+
+/// Selects the default MLX device for this process's following work.
+pub fn set_device(device: Device) -> Result<()> {
+    ensure_init()?;
+    match device {
+        Device::Cpu => mlx_rs::Device::set_default(&mlx_rs::Device::cpu()),
+        Device::Gpu => {
+            if !metal_available()? {
+                return Err(EngineError::Unsupported(
+                    "device \"gpu\" needs MLX with Metal (macOS on Apple silicon); this build runs on the CPU only"
+                        .into(),
+                ));
+            }
+            mlx_rs::Device::set_default(&mlx_rs::Device::gpu())
+        }
+    }
+    Ok(())
+}
+
+/// The MLX library version actually loaded (not the one compiled against).
+pub fn mlx_version() -> Result<String> {
+    ensure_init()?;
+    // SAFETY: the handler is installed (ensure_init); the string is owned here and freed once.
+    unsafe {
+        let mut s = mlx_sys::mlx_string_new();
+        if mlx_sys::mlx_version(&mut s) != 0 {
+            mlx_sys::mlx_string_free(s);
+            return Err(EngineError::Mlx("mlx_version failed".into()));
+        }
+        let data = mlx_sys::mlx_string_data(s);
+        let v = if data.is_null() { String::new() } else { CStr::from_ptr(data).to_string_lossy().into_owned() };
+        mlx_sys::mlx_string_free(s);
+        Ok(v)
+    }
+}
+
+/// Whether this MLX has a usable Metal device.
+pub fn metal_available() -> Result<bool> {
+    ensure_init()?;
+    let mut available = false;
+    // SAFETY: handler installed; writes one bool.
+    let rc = unsafe { mlx_sys::mlx_metal_is_available(&mut available) };
+    if rc != 0 {
+        return Err(EngineError::Mlx("mlx_metal_is_available failed".into()));
+    }
+    Ok(available)
+}
+
+/// Which BLAS serves MLX's matrix products, as the dynamic linker resolved it.
+#[derive(Clone, Debug, Serialize)]
+pub struct BlasInfo {
+    /// The file that defines the `cblas_sgemm` this process resolves (global lookup scope,
+    /// which for a dlopen'ed RTLD_GLOBAL extension is also what libmlx was bound to).
+    pub sgemm_library: Option<String>,
+    /// "openblas" when OpenBLAS is bound, else "other".
+    pub vendor: String,
+    /// `openblas_get_config()`: version, kernel (e.g. Cooperlake), threading.
+    pub openblas_config: Option<String>,
+    pub openblas_threads: Option<i32>,
+}
+
+mod openblas {
+    use super::*;
+
+    fn sym(name: &CStr) -> *mut libc::c_void {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads.
+        unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }
+    }
+
+    pub fn config() -> Option<String> {
+        let f = sym(c"openblas_get_config");
+        if f.is_null() {
+            return None;
+        }
+        // SAFETY: OpenBLAS's `char* openblas_get_config(void)` returns a static string.
+        let f: extern "C" fn() -> *const c_char = unsafe { std::mem::transmute(f) };
+        let p = f();
+        (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    }
+
+    pub fn threads() -> Option<i32> {
+        let f = sym(c"openblas_get_num_threads");
+        if f.is_null() {
+            return None;
+        }
+        // SAFETY: `int openblas_get_num_threads(void)`.
+        let f: extern "C" fn() -> c_int = unsafe { std::mem::transmute(f) };
+        Some(f())
+    }
+
+    pub fn set_threads(n: usize) {
+        let f = sym(c"openblas_set_num_threads");
+        if !f.is_null() {
+            // SAFETY: `void openblas_set_num_threads(int)`.
+            let f: extern "C" fn(c_int) = unsafe { std::mem::transmute(f) };
+            f(n.clamp(1, 256) as c_int);
+        }
+    }
+
+    pub fn defining_file(name: &CStr) -> Option<String> {
+        let p = sym(name);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: dladdr fills a plain struct; dli_fname points into the loader's tables.
+        unsafe {
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            if libc::dladdr(p, &mut info) == 0 || info.dli_fname.is_null() {
+                return None;
+            }
+            let path = CStr::from_ptr(info.dli_fname).to_string_lossy().into_owned();
+            Some(std::fs::canonicalize(&path).map(|p| p.display().to_string()).unwrap_or(path))
+        }
+    }
+}
+
+pub fn blas_info() -> BlasInfo {
+    let config = openblas::config();
+    BlasInfo {
+        sgemm_library: openblas::defining_file(c"cblas_sgemm"),
+        vendor: if config.is_some() { "openblas" } else { "other" }.to_string(),
+        openblas_config: config,
+        openblas_threads: openblas::threads(),
+    }
+}
+
+/// Thread counts of this process.
+#[derive(Clone, Debug, Serialize)]
+pub struct ThreadInfo {
+    /// Cores this process may use.
+    pub available_parallelism: usize,
+    /// Threads of this process now (Linux: /proc/self/status), MLX's stream thread included.
+    pub process_threads: Option<usize>,
+    /// OpenBLAS workers: the only multi-threaded part of MLX on CPU (matmul, dense conv).
+    pub blas_threads: Option<i32>,
+    /// MLX's own CPU kernels (elementwise, reductions, depthwise conv) run on one stream thread.
+    pub mlx_cpu_stream_threads: usize,
+}
+
+pub fn thread_info() -> ThreadInfo {
+    let process_threads = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
+        s.lines().find_map(|l| l.strip_prefix("Threads:").and_then(|v| v.trim().parse().ok()))
+    });
+    ThreadInfo {
+        available_parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        process_threads,
+        blas_threads: openblas::threads(),
+        mlx_cpu_stream_threads: 1,
+    }
+}
+
+/// A small matrix product on MLX compared with the same product on the host: proves MLX ran.
+#[derive(Clone, Debug, Serialize)]
+pub struct SelfCheck {
+    pub op: String,
+    pub max_abs_err: f32,
+    pub ok: bool,
+    pub ms: f64,
+}
+
+pub fn self_check() -> Result<SelfCheck> {
+    ensure_init()?;
+    let (m, k, n) = (64usize, 48usize, 32usize);
+    let a = crate::microbench::det_data(m * k, 1);
+    let b = crate::microbench::det_data(k * n, 2);
+    let t = std::time::Instant::now();
+    let got = matmul_host(&a, [m, k], &b, [k, n])?;
+    let ms = t.elapsed().as_secs_f64() * 1e3;
+    let mut max_abs_err = 0f32;
+    for i in 0..m {
+        for j in 0..n {
+            let want: f64 = (0..k).map(|p| a[i * k + p] as f64 * b[p * n + j] as f64).sum();
+            max_abs_err = max_abs_err.max((got[i * n + j] as f64 - want).abs() as f32);
+        }
+    }
+    Ok(SelfCheck { op: format!("matmul {m}x{k} @ {k}x{n}"), max_abs_err, ok: max_abs_err < 1e-4, ms })
+}
+
+/// Largest result of [`matmul_host`], in elements (64 MiB of f32). Checked before MLX
+/// allocates: a failed MLX allocation is a SIGSEGV on the stream thread, not an error.
+pub const MATMUL_MAX_ELEMENTS: usize = 1 << 24;
+
+/// `a @ b` on MLX for row-major host matrices. Shapes are deliberately NOT compared here:
+/// MLX checks them and its error comes back as `EngineError::Mlx` (the extension's test of
+/// the error path relies on this). Sizes are bounded before MLX allocates anything.
+pub fn matmul_host(a: &[f32], a_shape: [usize; 2], b: &[f32], b_shape: [usize; 2]) -> Result<Vec<f32>> {
+    ensure_init()?;
+    for (name, data, shape) in [("first", a, a_shape), ("second", b, b_shape)] {
+        let elements = shape[0].checked_mul(shape[1]);
+        if elements != Some(data.len()) {
+            return Err(EngineError::InvalidInput(format!(
+                "{name} matrix: {}x{} needs {} values, got {}",
+                shape[0],
+                shape[1],
+                shape[0].saturating_mul(shape[1]),
+                data.len()
+            )));
+        }
+    }
+    let out = a_shape[0].saturating_mul(b_shape[1]);
+    let work = a_shape[0].saturating_mul(a_shape[1]).saturating_mul(b_shape[1]);
+    if out > MATMUL_MAX_ELEMENTS || a.len() > MATMUL_MAX_ELEMENTS || b.len() > MATMUL_MAX_ELEMENTS || work > (1 << 34) {
+        return Err(EngineError::LimitExceeded(format!(
+            "matmul {}x{} @ {}x{} is over the limit of {} elements per matrix",
+            a_shape[0], a_shape[1], b_shape[0], b_shape[1], MATMUL_MAX_ELEMENTS
+        )));
+    }
+    let dims = |s: [usize; 2]| -> Result<[i32; 2]> {
+        let c = |v: usize| i32::try_from(v).map_err(|_| EngineError::LimitExceeded(format!("dimension {v} too large")));
+        Ok([c(s[0])?, c(s[1])?])
+    };
+    let a = Array::from_slice(a, &dims(a_shape)?);
+    let b = Array::from_slice(b, &dims(b_shape)?);
+    let c = a.matmul(&b)?;
+    c.eval()?;
+    Ok(c.try_as_slice::<f32>().map_err(|e| EngineError::Mlx(e.to_string()))?.to_vec())
+}
+
+/// Everything a DBA or a bug report needs to know about the runtime in this process.
+#[derive(Clone, Debug, Serialize)]
+pub struct RuntimeInfo {
+    pub engine_version: String,
+    pub mlx_version: String,
+    pub device: Device,
+    pub metal_available: bool,
+    pub compile_disabled: bool,
+    pub blas: BlasInfo,
+    pub threads: ThreadInfo,
+    pub self_check: SelfCheck,
+}
+
+/// Collects [`RuntimeInfo`], running a real MLX op (the self-check) in this process.
+pub fn runtime_info() -> Result<RuntimeInfo> {
+    ensure_init()?;
+    let device = match mlx_rs::Device::try_default()?.get_type()? {
+        mlx_rs::DeviceType::Gpu => Device::Gpu,
+        _ => Device::Cpu,
+    };
+    let compile_disabled = INIT.get().and_then(|r| r.as_ref().ok()).map(|o| o.disable_compile).unwrap_or(false);
+    let self_check = self_check()?;
+    Ok(RuntimeInfo {
+        engine_version: env!("CARGO_PKG_VERSION").to_string(),
+        mlx_version: mlx_version()?,
+        device,
+        metal_available: metal_available()?,
+        compile_disabled,
+        blas: blas_info(),
+        threads: thread_info(),
+        self_check,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_info_reports_real_mlx_and_openblas() {
+        let info = runtime_info().unwrap();
+        assert_eq!(info.mlx_version, "0.32.2");
+        assert_eq!(info.device, Device::Cpu);
+        assert!(info.compile_disabled);
+        assert!(info.self_check.ok, "{:?}", info.self_check);
+        // The build links OpenBLAS so that libmlx's cblas_sgemm binds to it.
+        assert_eq!(info.blas.vendor, "openblas", "{:?}", info.blas);
+        let lib = info.blas.sgemm_library.unwrap_or_default();
+        assert!(lib.contains("openblas"), "cblas_sgemm from {lib}");
+    }
+
+    #[test]
+    fn matmul_shape_mismatch_is_an_mlx_error_and_mlx_keeps_working() {
+        let err = matmul_host(&[1.0; 6], [2, 3], &[1.0; 4], [2, 2]).unwrap_err();
+        match err {
+            EngineError::Mlx(msg) => assert!(msg.contains("matmul"), "{msg}"),
+            other => panic!("expected an MLX error, got {other:?}"),
+        }
+        let ok = matmul_host(&[1.0, 2.0, 3.0, 4.0], [2, 2], &[1.0, 0.0, 0.0, 1.0], [2, 2]).unwrap();
+        assert_eq!(ok, vec![1.0, 2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn matmul_limits_are_checked_before_mlx_allocates() {
+        // 100000 x 1 @ 1 x 100000 would be a 40 GB result: refused up front.
+        let a = vec![1.0f32; 100_000];
+        let err = matmul_host(&a, [100_000, 1], &a, [1, 100_000]).unwrap_err();
+        assert!(matches!(err, EngineError::LimitExceeded(_)), "{err:?}");
+        let err = matmul_host(&[1.0; 5], [2, 3], &[1.0; 3], [3, 1]).unwrap_err();
+        assert!(matches!(err, EngineError::InvalidInput(_)), "{err:?}");
+    }
+
+    #[test]
+    fn gpu_is_refused_cleanly_without_metal() {
+        if metal_available().unwrap() {
+            return;
+        }
+        assert!(matches!(set_device(Device::Gpu), Err(EngineError::Unsupported(_))));
+        set_device(Device::Cpu).unwrap();
+        assert!("tpu".parse::<Device>().is_err());
+        assert_eq!("CPU".parse::<Device>().unwrap(), Device::Cpu);
+    }
+}

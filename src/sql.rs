@@ -1,0 +1,68 @@
+//! The SQL functions. Each one: check inputs, start the runtime, call the engine, map errors.
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+use mobileclip_engine::{microbench, runtime, EngineError};
+
+use crate::backend_engine;
+use crate::errors::OrRaise;
+
+/// Facts about MLX in this backend, computed by running MLX here: versions, device, which
+/// BLAS libmlx is bound to, thread counts, a matmul self-check; with `bench => true` also
+/// in-backend timings of the runtime micro-benchmarks (medians of 7 runs).
+#[pg_extern(volatile, parallel_safe)]
+fn clip_runtime_info(bench: default!(bool, false)) -> JsonB {
+    backend_engine::runtime().or_raise();
+    let info = runtime::runtime_info().or_raise();
+    let mut value = serde_json::to_value(&info).unwrap_or_else(|e| {
+        crate::errors::raise(EngineError::Mlx(format!("runtime info not serializable: {e}")))
+    });
+    value["extension_version"] = env!("CARGO_PKG_VERSION").into();
+    if bench {
+        let mut rows = Vec::new();
+        for case in microbench::standard_suite() {
+            pgrx::check_for_interrupts!();
+            let t = microbench::run(&case, 7).or_raise();
+            rows.push(serde_json::json!({
+                "op": case.label(),
+                "median_ms": t.median_ms(),
+                "gflops": t.gflops(),
+            }));
+        }
+        value["bench"] = rows.into();
+    }
+    JsonB(value)
+}
+
+/// `a @ b` computed by MLX in this backend, for two 2-D real[] matrices. A diagnostic: it
+/// shows MLX working (and failing cleanly) inside Postgres. Shape errors are left to MLX on
+/// purpose, so its error reporting is exercised: they arrive as SQLSTATE 38000.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn clip_runtime_matmul(a: Array<'_, f32>, b: Array<'_, f32>) -> Vec<f32> {
+    let (a_vals, a_shape) = matrix("a", a);
+    let (b_vals, b_shape) = matrix("b", b);
+    backend_engine::runtime().or_raise();
+    runtime::matmul_host(&a_vals, a_shape, &b_vals, b_shape).or_raise()
+}
+
+/// The values and [rows, cols] of a 2-D real[] without NULLs (1-D counts as one row).
+fn matrix(name: &str, arr: Array<'_, f32>) -> (Vec<f32>, [usize; 2]) {
+    let bad = |msg: String| -> ! { crate::errors::raise(EngineError::InvalidInput(msg)) };
+    if arr.contains_nulls() {
+        bad(format!("{name} must not contain NULL"));
+    }
+    let values: Vec<f32> = arr.iter_deny_null().collect();
+    let ptr = arr.into_array_type();
+    let dims: Vec<usize> = match std::ptr::NonNull::new(ptr as *mut pg_sys::ArrayType) {
+        // SAFETY: pgrx handed us a detoasted array; RawArray only reads its header.
+        Some(p) => unsafe { pgrx::array::RawArray::from_ptr(p) }.dims().iter().map(|&d| d as usize).collect(),
+        None => Vec::new(),
+    };
+    match dims.as_slice() {
+        [n] => (values, [1, *n]),
+        [r, c] => (values, [*r, *c]),
+        [] => bad(format!("{name} is empty")),
+        _ => bad(format!("{name} must be a 1-D or 2-D array, got {} dimensions", dims.len())),
+    }
+}
