@@ -26,7 +26,33 @@ pub enum EngineError {
 
 impl From<mlx_rs::error::Exception> for EngineError {
     fn from(e: mlx_rs::error::Exception) -> Self {
-        EngineError::Mlx(e.what().to_string())
+        EngineError::Mlx(strip_source_location(e.what()).to_string())
+    }
+}
+
+/// mlx-c appends the C++ source position (" at ./mlx-c/mlx/c/ops.cpp:2291") to every
+/// message: noise for a database user, and it changes with every MLX release.
+fn strip_source_location(msg: &str) -> &str {
+    match msg.rsplit_once(" at ") {
+        Some((head, tail))
+            if tail.rsplit_once(':').is_some_and(|(file, line)| {
+                !file.is_empty() && !file.contains(' ') && line.bytes().all(|b| b.is_ascii_digit())
+            }) =>
+        {
+            head
+        }
+        _ => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn source_location_is_stripped_only_when_present() {
+        use super::strip_source_location as s;
+        assert_eq!(s("[matmul] bad shape. at ./mlx-c/mlx/c/ops.cpp:2291"), "[matmul] bad shape.");
+        assert_eq!(s("[matmul] bad shape."), "[matmul] bad shape.");
+        assert_eq!(s("look at this: here"), "look at this: here");
     }
 }
 

@@ -1,0 +1,21 @@
+-- MLX runs inside this backend: the facts come from really running MLX here.
+SELECT info->>'mlx_version'           AS mlx_version,
+       info->>'device'                AS device,
+       info->>'extension_version'     AS extension_version,
+       (info->'compile_disabled')::bool AS compile_disabled,
+       (info->'self_check'->>'ok')::bool AS self_check_ok,
+       (info->'self_check'->>'max_abs_err')::float8 < 1e-4 AS self_check_exact,
+       info->'blas'->>'vendor'        AS blas,
+       info->'blas'->>'sgemm_library' LIKE '%openblas%' AS sgemm_from_openblas,
+       (info->'threads'->>'available_parallelism')::int >= 1 AS has_cores
+FROM (SELECT clip_runtime_info() AS info) s;
+
+-- The micro-benchmarks run in-backend too (timings vary; only their presence is checked).
+SELECT b->>'op' AS op, (b->>'median_ms')::float8 > 0 AS timed
+FROM jsonb_array_elements(clip_runtime_info(bench => true)->'bench') AS b;
+
+-- A matrix product on MLX from SQL.
+SELECT clip_runtime_matmul('{{1,2},{3,4}}', '{{1,0},{0,1}}');
+SELECT clip_runtime_matmul('{{1,2,3}}', '{{1},{1},{1}}');
+SELECT clip_runtime_matmul('{1,2,3}', '{{2},{2},{2}}');
+SELECT clip_runtime_matmul(NULL, '{{1}}') IS NULL AS strict;
