@@ -1,9 +1,15 @@
-//! The per-backend engine state, created lazily on first use (never in _PG_init: see lib.rs).
+//! The per-backend engine state, created lazily on first use (never in _PG_init: see lib.rs),
+//! and reloaded when `mobileclip.model_path` changes.
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Instant;
 
 use once_cell::sync::OnceCell;
 
 use mobileclip_engine::runtime::{self, InitOptions};
-use mobileclip_engine::EngineError;
+use mobileclip_engine::{Engine, EngineError, LoadOptions};
 
 use crate::guc;
 
@@ -18,4 +24,45 @@ pub fn runtime() -> Result<(), EngineError> {
         runtime::init(InitOptions { disable_compile: true, blas_threads: None })
     })?;
     runtime::set_device(guc::device())
+}
+
+pub struct Loaded {
+    pub path: PathBuf,
+    pub load_ms: f64,
+    pub engine: Engine,
+}
+
+thread_local! {
+    // A backend is one thread; the engine is not shared with anything else.
+    static ENGINE: RefCell<Option<Rc<Loaded>>> = const { RefCell::new(None) };
+}
+
+/// The engine for the current settings, loading (or reloading) it if needed.
+pub fn engine() -> Result<Rc<Loaded>, EngineError> {
+    runtime()?;
+    let path = guc::model_path().ok_or_else(|| {
+        EngineError::NotConfigured(
+            "mobileclip.model_path is not set: SET it (superuser) or ALTER SYSTEM/ALTER DATABASE ... \
+             SET mobileclip.model_path = '<directory of timm/MobileCLIP2-<V>-OpenCLIP>'"
+                .into(),
+        )
+    })?;
+    let path = PathBuf::from(path);
+    if let Some(current) = ENGINE.with(|e| e.borrow().clone()) {
+        if current.path == path {
+            return Ok(current);
+        }
+    }
+    // Drop the old model before loading the new one: two large models need not coexist.
+    ENGINE.with(|e| e.borrow_mut().take());
+    let t = Instant::now();
+    let engine = Engine::load(&path, LoadOptions::default())?;
+    let loaded = Rc::new(Loaded { path, load_ms: t.elapsed().as_secs_f64() * 1e3, engine });
+    ENGINE.with(|e| *e.borrow_mut() = Some(loaded.clone()));
+    Ok(loaded)
+}
+
+/// The engine if one is loaded (no loading).
+pub fn loaded() -> Option<Rc<Loaded>> {
+    ENGINE.with(|e| e.borrow().clone())
 }

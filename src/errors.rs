@@ -14,6 +14,10 @@ pub fn sqlstate(e: &EngineError) -> PgSqlErrorCode {
         EngineError::InvalidInput(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         EngineError::LimitExceeded(_) => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         EngineError::Unsupported(_) => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        EngineError::NotFound(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
+        // The files at mobileclip.model_path are not a usable model: an invalid setting.
+        EngineError::Model(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        EngineError::NotConfigured(_) => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
     }
 }
 

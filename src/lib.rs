@@ -11,6 +11,7 @@ mod backend_engine;
 mod errors;
 mod guc;
 mod sql;
+mod vector;
 
 ::pgrx::pg_module_magic!(name, version);
 

@@ -7,6 +7,8 @@ use mobileclip_engine::{microbench, runtime, EngineError};
 
 use crate::backend_engine;
 use crate::errors::OrRaise;
+use crate::guc;
+use crate::vector::Vector;
 
 /// Facts about MLX in this backend, computed by running MLX here: versions, device, which
 /// BLAS libmlx is bound to, thread counts, a matmul self-check; with `bench => true` also
@@ -65,4 +67,65 @@ fn matrix(name: &str, arr: Array<'_, f32>) -> (Vec<f32>, [usize; 2]) {
         [] => bad(format!("{name} is empty")),
         _ => bad(format!("{name} must be a 1-D or 2-D array, got {} dimensions", dims.len())),
     }
+}
+
+/// The MobileCLIP2 text embedding of `input` (L2-normalised, the model's embed_dim: 512 or
+/// 768), exactly as open_clip's `encode_text(tokenize([input]), normalize=True)`.
+/// STABLE, not IMMUTABLE: the result depends on `mobileclip.model_path`.
+#[pg_extern(stable, strict, parallel_safe, cost = 100000)]
+fn clip_embed_text(input: &str) -> Vector {
+    let loaded = backend_engine::engine().or_raise();
+    let mut v = loaded.engine.embed_texts_with(&[input], 1, &mut || { pgrx::check_for_interrupts!(); }).or_raise();
+    Vector(v.pop().unwrap_or_default())
+}
+
+/// Text embeddings of every element, in order, batched (`mobileclip.batch_size` per MLX
+/// batch); a NULL element gives a NULL vector.
+#[pg_extern(stable, strict, parallel_safe, cost = 100000)]
+fn clip_embed_texts(inputs: Array<'_, &str>) -> Vec<Option<Vector>> {
+    let loaded = backend_engine::engine().or_raise();
+    let items: Vec<Option<&str>> = inputs.iter().collect();
+    let present: Vec<&str> = items.iter().flatten().copied().collect();
+    let mut embedded = loaded
+        .engine
+        .embed_texts_with(&present, guc::batch_size(), &mut || { pgrx::check_for_interrupts!(); })
+        .or_raise()
+        .into_iter();
+    items.iter().map(|item| item.and_then(|_| embedded.next().map(Vector))).collect()
+}
+
+/// The model this session uses: loads it if needed (a warm-up) and describes it.
+#[pg_extern(volatile, parallel_safe)]
+fn clip_load() -> JsonB {
+    let loaded = backend_engine::engine().or_raise();
+    JsonB(model_json(&loaded, true))
+}
+
+/// The model this session has loaded, without loading one: `loaded` false if none yet.
+#[pg_extern(volatile, parallel_safe)]
+fn clip_model_info() -> JsonB {
+    match backend_engine::loaded() {
+        Some(l) => JsonB(model_json(&l, true)),
+        None => JsonB(serde_json::json!({
+            "loaded": false,
+            "model_path": guc::model_path(),
+        })),
+    }
+}
+
+fn model_json(l: &backend_engine::Loaded, loaded: bool) -> serde_json::Value {
+    let cfg = l.engine.config();
+    let t = cfg.text();
+    serde_json::json!({
+        "loaded": loaded,
+        "model_path": l.path.display().to_string(),
+        "load_ms": l.load_ms,
+        "embed_dim": cfg.model_cfg.embed_dim,
+        "image_model": cfg.model_cfg.vision_cfg.get("timm_model_name"),
+        "text": {
+            "width": t.width, "heads": t.heads, "layers": t.layers,
+            "context_length": t.context_length, "vocab_size": t.vocab_size,
+            "causal_mask": t.causal(),
+        },
+    })
 }

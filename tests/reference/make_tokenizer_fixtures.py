@@ -3,16 +3,20 @@
 
 What this makes (all in tests/fixtures/tokenizer/):
 
-  tokenizer.json          The Hugging Face `tokenizers` file that the timm/MobileCLIP2-<V>-OpenCLIP
-                          repos ship (open_clip's push_to_hf_hub saves the tokenizer of
-                          openai/clip-vit-large-patch14 for models that use SimpleTokenizer).
+  tokenizer.json          Equivalent of the Hugging Face `tokenizers` file that the
+                          timm/MobileCLIP2-<V>-OpenCLIP repos ship (open_clip's push_to_hf_hub
+                          saves the tokenizer of openai/clip-vit-large-patch14 for models that
+                          use SimpleTokenizer).
                           It is rebuilt here, without any download, from open_clip's bundled
                           `bpe_simple_vocab_16e6.txt.gz`: vocab.json / merges.txt are written the
                           way SimpleTokenizer builds its encoder and converted with transformers'
                           CLIPTokenizer (the tokenizers-backed class; transformers 5 has no
                           separate CLIPTokenizerFast). Saved compact, merges as "a b" strings
-                          (the layout of the HF files; readable by every `tokenizers` version).
+                          (the legacy layout of the published files). Not byte-identical to the
+                          published file (which could not be downloaded here); e.g. its added
+                          tokens may say "normalized": true where transformers 5 writes false.
   corpus.jsonl            One JSON string per line: the test texts (deterministic, seed below).
+                          Some contain U+0000, which PostgreSQL text cannot hold.
   cleaned.jsonl           One JSON string per line: open_clip's clean-up of the same line,
                           whitespace_clean(basic_clean(text)).lower(), i.e. exactly the string
                           that open_clip splits with its regex. For testing the clean-up alone.
@@ -31,15 +35,17 @@ MobileCLIP2 variant): open_clip's SimpleTokenizer, clean='lower', context length
 It then prints how many lines the plain `tokenizers` package reproduces with tokenizer.json:
 (i) on the raw text, (ii) on open_clip's cleaned text, (iii) on text cleaned without ftfy
 (what is lost if ftfy is not ported), and (iv) with the pipeline recommended for the Rust side
-(cleaned text, open_clip's own split regex, open_clip's special literals, no HF added tokens,
-no HF normalizer), listing every line that still differs and why.
+(open_clip's cleaned text; U+0345 as a separator; open_clip's split regex, case-insensitive,
+special literals first; exact "<start_of_text>"/"<end_of_text>" pieces -> 49406/49407; other
+pieces -> ByteLevel -> the BPE model of tokenizer.json; no HF normalizer, added tokens or
+post-processor), listing every line that still differs and why.
 
 Run (from the repository root, after
 `/work/shared/tools/setup-reference-env .venv-reference`):
 
     .venv-reference/bin/python tests/reference/make_tokenizer_fixtures.py
 
-Options: --out DIR (default: tests/fixtures/tokenizer next to this script's tests/ dir),
+Options: --out DIR (default: tests/fixtures/tokenizer),
 --check (regenerate into a temporary directory and fail if any fixture differs byte for byte
 from the files in --out; writes nothing). The output is deterministic for the pinned versions
 (asserted at start-up; PYTHONHASHSEED does not matter).
@@ -94,7 +100,11 @@ def check_versions() -> dict:
     if bad:
         sys.exit(f"unexpected package versions (found, pinned): {bad}; "
                  "use the venv from /work/shared/tools/setup-reference-env")
-    found["python"] = sys.version.split()[0]
+    # str.lower(), NFC and the Cn test below use Python's Unicode database: 14.0 in Python 3.11.
+    if unicodedata.unidata_version != "14.0.0":
+        sys.exit(f"Python {sys.version.split()[0]} has Unicode {unicodedata.unidata_version}; "
+                 "the fixtures are made with Python 3.11 (Unicode 14.0.0)")
+    found["python"] = "%d.%d" % sys.version_info[:2]
     found["python_unicodedata"] = unicodedata.unidata_version
     return found
 
@@ -560,6 +570,13 @@ def build_corpus() -> list[tuple[str, list[str]]]:
                        "¹²³", "⁰ⁱ", "₀₁₂", "㎏ ㎞", "℃ ℉", "№", "℡", "…", "‥", "ﹰ", "︵",
                        "Ｔｈｅ ｃａｔ’ｓ ｔｏｙ", "ＦＩＳＨ ＆ ＣＨＩＰＳ", "“It’s”", "‘It’s’"])
 
+    # 17b. case-insensitive matching in open_clip's split regex (re.IGNORECASE): U+017F 'ſ'
+    #      folds to 's', and U+0345 matches neither [\p{L}] nor [^\s\p{L}\p{N}] (dropped).
+    add("regex_case_folding", ["it'ſ", "IT'ſ", "'ſ", "'ſt", "ſ", "ſtart", "<ſtart_of_text>",
+                               "a <ſtart_of_text> b", "it'\u212a", "K\u212a", "ﬅ", "'ﬆ", "a\u0345b",
+                               ".\u0345.", "'\u0345s", "\u0345", "\u03b1\u0345", "\u0391\u0345",
+                               "ᾳ ᾼ ῃ ῌ ῳ ῼ", "ΆΙ\u0345", "ὰ\u0345", "İ", "'İ", "ǅ'S", "'Ｓ", "'ſ'ſ"])
+
     # 18. BPE stress: repeats, long words, random letters, code
     def bpe_stress():
         k = rng.randrange(6)
@@ -713,98 +730,128 @@ def ftfy_steps(text: str) -> list[str]:
     return names
 
 
+def unicode_sensitive(text: str) -> bool:
+    """True if the text has a code point unassigned in Python's Unicode database (14.0 for
+    Python 3.11). open_clip's result for such text depends on Unicode versions: str.lower()
+    uses Python's tables, the `regex` module its own newer ones (it already classifies many of
+    these as letters or numbers), and a Rust implementation will use yet others."""
+    return any(unicodedata.category(ch) == "Cn" for ch in text)
+
+
+# open_clip's split regex (SimpleTokenizer.pat), as a `tokenizers`/Oniguruma pattern.
+OPEN_CLIP_PATTERN = (r"""(?i)<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d"""
+                     r"""|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""")
+
+
 def compare(texts, cleaned, ref_ids, tokenizer_path: Path, categories: list[str]) -> None:
-    import regex
-    from tokenizers import Tokenizer
+    import tokenizers
+    from tokenizers import Regex, Tokenizer, pre_tokenizers
 
     hf = Tokenizer.from_file(str(tokenizer_path))
 
     def hf_encode(s: str) -> list[int]:
         return finalize(hf.encode(s).ids)
 
-    # The pipeline recommended for the Rust side: open_clip's cleaned text, its own special
-    # literals, its split regex, ByteLevel + the BPE model from tokenizer.json, nothing else.
-    spec = json.loads(tokenizer_path.read_text(encoding="utf-8"))
-    spec["added_tokens"] = []
-    spec["normalizer"] = None
-    spec["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = (
-        r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""")
-    spec["post_processor"] = None
-    bare = Tokenizer.from_str(json.dumps(spec))
-    specials = regex.compile(r"(<start_of_text>|<end_of_text>)")
+    # A pipeline that reproduces open_clip with `tokenizers` (what the Rust side should do):
+    # open_clip's cleaned text; U+0345 turned into a separator (open_clip's case-insensitive
+    # regex matches it with no alternative, so it splits pieces and is dropped); open_clip's
+    # split regex, case-insensitive, with its special literals as the first alternatives;
+    # pieces that are exactly "<start_of_text>" / "<end_of_text>" -> 49406 / 49407; every
+    # other piece -> ByteLevel -> the BPE model of tokenizer.json. No HF normalizer, no HF
+    # added tokens, no HF post-processor.
+    splitter = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(OPEN_CLIP_PATTERN), behavior="removed", invert=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    bpe = hf.model
 
     def recommended(c: str) -> list[int]:
         ids = [SOT]
-        for part in specials.split(c):
-            if part == "<start_of_text>":
+        for piece, _ in splitter.pre_tokenize_str(c.replace("\u0345", " ")):
+            if piece == "<start_of_text>":
                 ids.append(SOT)
-            elif part == "<end_of_text>":
+            elif piece == "<end_of_text>":
                 ids.append(EOT)
-            elif part:
-                ids.extend(bare.encode(part, add_special_tokens=False).ids)
+            else:
+                ids.extend(t.id for t in bpe.tokenize(piece))
         return finalize(ids + [EOT])
 
     variants = {
         "(i) raw text": lambda i: hf_encode(texts[i]),
         "(ii) open_clip clean-up first": lambda i: hf_encode(cleaned[i]),
         "(iii) clean-up without ftfy": lambda i: hf_encode(clean_without_ftfy(texts[i])),
-        "(iv) recommended Rust pipeline": lambda i: recommended(cleaned[i]),
+        "(iv) recommended pipeline": lambda i: recommended(cleaned[i]),
     }
     n = len(texts)
+    sensitive = {i for i in range(n) if unicode_sensitive(texts[i])}
     results = {}
-    print(f"\nAgreement of `tokenizers` {__import__('tokenizers').__version__} + tokenizer.json "
-          f"with open_clip over {n} lines:")
+    print(f"\nAgreement of `tokenizers` {tokenizers.__version__} + tokenizer.json with open_clip "
+          f"over {n} lines ({len(sensitive)} of them Unicode-version sensitive):")
     for name, fn in variants.items():
         bad = [i for i in range(n) if fn(i) != ref_ids[i]]
         results[name] = bad
-        print(f"  {name:34s} {n - len(bad):5d} / {n} identical ({len(bad)} differ)")
+        bad_ns = [i for i in bad if i not in sensitive]
+        print(f"  {name:32s} {n - len(bad):5d} / {n} identical; {len(bad):4d} differ "
+              f"({len(bad_ns)} of them not Unicode-version sensitive)")
 
-    def reason_after_cleanup(i: int) -> str:
+    def reasons(i: int) -> str:
         c = cleaned[i]
         why = []
         if "<start_of_text>" in c or "<end_of_text>" in c:
-            why.append("open_clip special literal <start_of_text>/<end_of_text> -> 49406/49407; "
-                       "HF splits it as text")
+            why.append("open_clip special literal <start_of_text>/<end_of_text>")
         if "<|startoftext|>" in c or "<|endoftext|>" in c:
-            why.append("HF added token / split alternative <|startoftext|>/<|endoftext|>; "
-                       "open_clip encodes it as text")
+            why.append("HF special <|startoftext|>/<|endoftext|> (HF: 49406/49407 or one piece; "
+                       "open_clip: plain text)")
         if not unicodedata.is_normalized("NFC", c):
-            why.append("cleaned text is not NFC (html.unescape after ftfy's NFC made it so); "
-                       "HF normalizer applies NFC, open_clip does not")
+            why.append("cleaned text not NFC (str.lower() or html.unescape after ftfy's NFC); "
+                       "the HF normalizer re-applies NFC")
+        if "\u0345" in c:
+            why.append("U+0345 (dropped by open_clip's case-insensitive regex)")
+        if "\u017f" in c:
+            why.append("U+017F 'ſ' (case-folds to 's' in open_clip's case-insensitive regex)")
+        if i in sensitive:
+            why.append("code point unassigned in Unicode 14.0 (Unicode-version dependent: "
+                       "case pairs and \\p{L}/\\p{N} tables differ between Python 3.11, the "
+                       "regex module, Oniguruma and Rust)")
         return "; ".join(why) or "UNEXPLAINED"
 
     def show(i: int) -> str:
         r = texts[i] if len(texts[i]) <= 70 else texts[i][:67] + "..."
         return f"line {i:4d} [{categories[i]}] {r!r}"
 
-    print("\nLines differing in (ii) (HF on open_clip-cleaned text):")
+    print("\n(ii) lines that differ even after open_clip's clean-up, by reason:")
+    groups: dict[str, list[int]] = {}
     for i in results["(ii) open_clip clean-up first"]:
-        print(f"  {show(i)}\n      cleaned={cleaned[i][:80]!r}\n      -> {reason_after_cleanup(i)}")
+        groups.setdefault(reasons(i), []).append(i)
+    for key, idx in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        print(f"  {len(idx):4d}  {key}")
+        for i in idx[:4]:
+            print(f"          e.g. {show(i)}  cleaned={cleaned[i][:50]!r}")
 
-    print("\nLines differing in (iii) but not (ii), by the ftfy fixers that changed the text:")
+    print("\n(iii) lines that differ without ftfy but not with it, by the ftfy fixers that changed them:")
     by_fixer: dict[str, list[int]] = {}
     only3 = sorted(set(results["(iii) clean-up without ftfy"]) - set(results["(ii) open_clip clean-up first"]))
     for i in only3:
-        key = ", ".join(ftfy_steps(texts[i])) or "(ftfy changed nothing)"
+        key = ", ".join(sorted(ftfy_steps(texts[i]))) or "(ftfy changed nothing)"
         by_fixer.setdefault(key, []).append(i)
-    for key, idx in sorted(by_fixer.items(), key=lambda kv: -len(kv[1])):
+    for key, idx in sorted(by_fixer.items(), key=lambda kv: (-len(kv[1]), kv[0])):
         cats = sorted({categories[i] for i in idx})
-        print(f"  {len(idx):4d}  {key}   categories: {', '.join(cats)}")
-        for i in idx[:3]:
+        print(f"  {len(idx):4d}  {key}   [{', '.join(cats)}]")
+        for i in idx[:2]:
             print(f"          e.g. {show(i)}")
 
-    print("\nLines differing in (iv) (recommended pipeline):")
-    for i in results["(iv) recommended Rust pipeline"]:
-        print(f"  {show(i)}\n      cleaned={cleaned[i][:80]!r}")
-    if not results["(iv) recommended Rust pipeline"]:
+    print("\n(iv) lines that differ with the recommended pipeline:")
+    for i in results["(iv) recommended pipeline"]:
+        print(f"  {show(i)}\n      -> {reasons(i)}")
+    if not results["(iv) recommended pipeline"]:
         print("  none")
 
     fixers_all: dict[str, int] = {}
     for t in texts:
-        for s in ftfy_steps(t):
-            fixers_all[s] = fixers_all.get(s, 0) + 1
-    print("\nftfy fixers that change at least one corpus line (count of lines):")
-    for k, v in sorted(fixers_all.items(), key=lambda kv: -kv[1]):
+        for step in ftfy_steps(t):
+            fixers_all[step] = fixers_all.get(step, 0) + 1
+    print("\nftfy fixers that change corpus lines (number of lines):")
+    for k, v in sorted(fixers_all.items(), key=lambda kv: (-kv[1], kv[0])):
         print(f"  {v:5d}  {k}")
 
 
@@ -861,11 +908,20 @@ def generate(out: Path, versions: dict, report: bool) -> None:
             "reference_ids_untruncated.jsonl": "{line, ids} before truncation, only lines longer than 77",
         },
         "categories": ranges,
+        "unicode_version_sensitive_lines": [i for i, t in enumerate(texts) if unicode_sensitive(t)],
+        "unicode_version_sensitive_note": "lines with a code point unassigned in Unicode 14.0 "
+            "(Python 3.11's str.lower/NFC tables); open_clip's result there depends on the Unicode "
+            "versions of Python and of the regex module, so an implementation with other tables "
+            "may legitimately differ on these lines",
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n",
                                        encoding="utf-8")
 
     if report:
+        spec = json.loads((out / "tokenizer.json").read_text(encoding="utf-8"))
+        v = spec["model"]["vocab"]
+        print(f"tokenizer.json: vocab {len(v)}, merges {len(spec['model']['merges'])}, "
+              f"<|startoftext|>={v['<|startoftext|>']}, <|endoftext|>={v['<|endoftext|>']}")
         print(f"tokenizer used by open_clip for MobileCLIP2: {kind}")
         print(f"corpus: {len(texts)} lines, {manifest['lines_longer_than_context']} longer than 77 tokens")
         for r in ranges:

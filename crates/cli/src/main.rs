@@ -3,8 +3,11 @@
 use std::io::Write;
 use std::process::{Command, ExitCode, Stdio};
 
+use std::path::{Path, PathBuf};
+
 use clap::{Parser, Subcommand};
-use mobileclip_engine::{microbench, runtime};
+use mobileclip_engine::random_model::{parse_init_tsv, write_safetensors};
+use mobileclip_engine::{microbench, runtime, Engine, LoadOptions};
 
 #[derive(Parser)]
 #[command(name = "mobileclip", version, about = "MobileCLIP2 on MLX: runtime info, benchmarks")]
@@ -17,6 +20,45 @@ struct Cli {
 enum Cmd {
     /// Print the MLX runtime facts (version, device, bound BLAS, threads, self-check) as JSON.
     Info,
+    /// Text embeddings (L2-normalised) as JSON: one array per TEXT.
+    EmbedText {
+        /// Model directory (Hugging Face timm/MobileCLIP2-<V>-OpenCLIP layout).
+        #[arg(long)]
+        model: PathBuf,
+        /// Print the token ids instead of embeddings.
+        #[arg(long)]
+        tokens: bool,
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
+    /// Writes a random-weight model directory ("mcrand v1", tests/reference/RANDOM_WEIGHTS.md)
+    /// in the Hugging Face layout, identical to the one the reference fixtures were made from.
+    RandomModel {
+        /// S0, S2, B, S3, S4 or L-14.
+        #[arg(long)]
+        variant: String,
+        /// Output directory (created).
+        #[arg(long)]
+        out: PathBuf,
+        /// The repository's tests/fixtures directory.
+        #[arg(long, default_value = "tests/fixtures")]
+        fixtures: PathBuf,
+        /// Only the text tower's tensors (and logit_scale): a smaller file for text tests.
+        #[arg(long)]
+        text_only: bool,
+    },
+    /// Parity with open_clip: rebuilds each random-weight model and compares this engine's
+    /// text embeddings with the committed open_clip outputs (tests/fixtures/models/text_<V>.json).
+    Parity {
+        /// Variants (default: all six).
+        #[arg(long, value_delimiter = ',', default_value = "S0,S2,B,S3,S4,L-14")]
+        variants: Vec<String>,
+        #[arg(long, default_value = "tests/fixtures")]
+        fixtures: PathBuf,
+        /// Scratch directory for the generated models.
+        #[arg(long, default_value_os_t = std::env::temp_dir().join("mobileclip-parity"))]
+        work: PathBuf,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -44,6 +86,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Info => info(),
+        Cmd::EmbedText { model, tokens, text } => embed_text(&model, tokens, &text),
+        Cmd::RandomModel { variant, out, fixtures, text_only } => random_model(&variant, &out, &fixtures, text_only),
+        Cmd::Parity { variants, fixtures, work } => parity(&variants, &fixtures, &work),
         Cmd::Bench { what: BenchWhat::Runtime { runs, python, json } } => bench_runtime(runs, &python, json),
     };
     match result {
@@ -61,6 +106,70 @@ fn info() -> CliResult {
     runtime::init(Default::default())?;
     let info = runtime::runtime_info()?;
     println!("{}", serde_json::to_string_pretty(&info)?);
+    Ok(())
+}
+
+fn embed_text(model: &Path, tokens: bool, texts: &[String]) -> CliResult {
+    let engine = Engine::load(model, LoadOptions::default())?;
+    if tokens {
+        let ids = texts.iter().map(|t| engine.tokenize(t)).collect::<Result<Vec<_>, _>>()?;
+        println!("{}", serde_json::to_string(&ids)?);
+        return Ok(());
+    }
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    println!("{}", serde_json::to_string(&engine.embed_texts(&refs)?)?);
+    Ok(())
+}
+
+fn random_model(variant: &str, out: &Path, fixtures: &Path, text_only: bool) -> CliResult {
+    let rows = parse_init_tsv(&std::fs::read_to_string(fixtures.join(format!("models/init_{variant}.tsv")))?)?;
+    std::fs::create_dir_all(out)?;
+    write_safetensors(&out.join("open_clip_model.safetensors"), &rows, |k| {
+        !text_only || k.starts_with("text.") || k == "logit_scale"
+    })?;
+    std::fs::copy(fixtures.join(format!("configs/open_clip_config_{variant}.json")), out.join("open_clip_config.json"))?;
+    std::fs::copy(fixtures.join("tokenizer/tokenizer.json"), out.join("tokenizer.json"))?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+fn parity(variants: &[String], fixtures: &Path, work: &Path) -> CliResult {
+    println!("| variant | texts | min cosine | max abs diff | token ids equal | reference mean pairwise cosine |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let mut failed = false;
+    for v in variants {
+        let dir = work.join(v);
+        random_model(v, &dir, fixtures, true)?;
+        let engine = Engine::load(&dir, LoadOptions::default())?;
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(fixtures.join(format!("models/text_{v}.json")))?)?;
+        let texts: Vec<&str> = r["texts"].as_array().ok_or("texts")?.iter().filter_map(|t| t.as_str()).collect();
+        let ids: Vec<Vec<i32>> = serde_json::from_value(r["ids"].clone())?;
+        let want: Vec<Vec<f32>> = serde_json::from_value(r["embeddings"].clone())?;
+        let flat: Vec<i32> = ids.iter().flatten().copied().collect();
+        let got = engine.embed_token_ids(&flat, true)?;
+        let (mut min_cos, mut worst) = (1.0f64, 0.0f64);
+        for (g, w) in got.iter().zip(&want) {
+            let dot: f64 = g.iter().zip(w).map(|(a, b)| *a as f64 * *b as f64).sum();
+            let ng = g.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+            let nw = w.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+            min_cos = min_cos.min(dot / (ng * nw));
+            worst = worst.max(g.iter().zip(w).map(|(a, b)| (*a as f64 - *b as f64).abs()).fold(0.0, f64::max));
+        }
+        let same_ids = texts.iter().zip(&ids).filter(|(t, i)| engine.tokenize(t).ok().as_ref() == Some(*i)).count();
+        println!(
+            "| {v} | {} | {min_cos:.8} | {worst:.2e} | {same_ids}/{} | {:.4} |",
+            texts.len(),
+            texts.len(),
+            r["spread"]["mean_pairwise_cos"].as_f64().unwrap_or(f64::NAN)
+        );
+        failed |= min_cos < 0.99999 || worst > 1e-4 || same_ids != texts.len();
+        drop(engine);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+    if failed {
+        return Err("parity below the bar (min cosine >= 0.99999, max abs diff <= 1e-4, all ids equal)".into());
+    }
     Ok(())
 }
 

@@ -22,6 +22,19 @@ pub enum EngineError {
     /// The requested feature or device is not available in this build or on this machine.
     #[error("{0}")]
     Unsupported(String),
+
+    /// A model file or directory does not exist or cannot be read.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// A model file exists but is not what it must be (config, tokenizer, weights): the
+    /// message names the file and, for weights, the tensor key.
+    #[error("{0}")]
+    Model(String),
+
+    /// Nothing to run: no model configured.
+    #[error("{0}")]
+    NotConfigured(String),
 }
 
 impl From<mlx_rs::error::Exception> for EngineError {

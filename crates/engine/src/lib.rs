@@ -3,9 +3,18 @@
 //! Today it holds the runtime layer (MLX set-up that is safe inside a forked, long-lived
 //! process; runtime facts; micro-benchmarks); the model towers build on it.
 
+pub mod config;
+pub mod engine;
 pub mod error;
 pub mod microbench;
 pub mod nn;
+pub mod random_model;
 pub mod runtime;
+pub mod text;
+pub mod text_clean;
+pub mod tokenizer;
+pub mod weights;
+
+pub use engine::{Engine, LoadOptions};
 
 pub use error::{EngineError, Result};

@@ -10,20 +10,10 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::nn;
 
-/// Deterministic pseudo-random values in [-1, 1) (SplitMix64), so runs and languages agree
-/// on the inputs without shipping data.
+/// Deterministic pseudo-random values in [-1, 1) (SplitMix64, the generator of the
+/// random-weight models), so runs and languages agree on the inputs without shipping data.
 pub fn det_data(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    (0..len)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
+    crate::random_model::uniform(len, seed)
 }
 
 /// One benchmark case: what it computes, with the same description the numpy side reads.

@@ -53,6 +53,68 @@ pub fn attention(q: &Array, k: &Array, v: &Array, causal: bool) -> Result<Array>
     Ok(mlx_rs::fast::scaled_dot_product_attention(q, k, v, scale, mask, None)?)
 }
 
+
+/// A linear layer stored for `x @ w_t + b`. PyTorch keeps weights as [out, in]; the transposed
+/// view costs nothing in MLX (the GEMM takes the transpose flag), so nothing is copied.
+pub struct Linear {
+    w_t: Array,
+    bias: Option<Array>,
+}
+
+impl Linear {
+    pub fn from_torch(weight: Array, bias: Option<Array>) -> Result<Self> {
+        Ok(Linear { w_t: weight.transpose()?, bias })
+    }
+
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        let y = x.matmul(&self.w_t)?;
+        match &self.bias {
+            Some(b) => Ok(y.add(b)?),
+            None => Ok(y),
+        }
+    }
+
+    pub fn arrays(&self) -> Vec<&Array> {
+        let mut v = vec![&self.w_t];
+        v.extend(self.bias.as_ref());
+        v
+    }
+}
+
+/// LayerNorm over the last axis (MLX's fused kernel).
+pub struct Norm {
+    weight: Array,
+    bias: Array,
+    eps: f32,
+}
+
+impl Norm {
+    pub fn layer(weight: Array, bias: Array, eps: f32) -> Self {
+        Norm { weight, bias, eps }
+    }
+
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        Ok(mlx_rs::fast::layer_norm(x, &self.weight, &self.bias, self.eps)?)
+    }
+
+    pub fn arrays(&self) -> Vec<&Array> {
+        vec![&self.weight, &self.bias]
+    }
+}
+
+/// Exact (erf) GELU, as torch.nn.GELU() and open_clip use: 0.5 x (1 + erf(x / sqrt 2)).
+pub fn gelu(x: &Array) -> Result<Array> {
+    let inner = mlx_rs::ops::erf(x.multiply(&Array::from_f32(std::f32::consts::FRAC_1_SQRT_2))?)?;
+    Ok(x.multiply(&inner.add(&Array::from_f32(1.0))?)?.multiply(&Array::from_f32(0.5))?)
+}
+
+/// Row-wise L2 normalisation over the last axis, as torch.nn.functional.normalize (eps 1e-12).
+pub fn l2_normalize(x: &Array) -> Result<Array> {
+    let norm = x.square()?.sum_axis(-1, true)?.sqrt()?;
+    let norm = mlx_rs::ops::maximum(&norm, &Array::from_f32(1e-12))?;
+    Ok(x.divide(&norm)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

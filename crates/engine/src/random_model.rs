@@ -1,0 +1,133 @@
+//! Random-weight models that open_clip and this engine can both build bit-exactly
+//! ("mcrand v1", tests/reference/RANDOM_WEIGHTS.md): every tensor is a pure function of its
+//! key, its shape and an (offset, scale) pair listed per variant in
+//! tests/fixtures/models/init_<V>.tsv. Full-size parity checks regenerate the weights here
+//! and commit only the reference outputs.
+
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, TensorView};
+
+use crate::error::{EngineError, Result};
+
+/// `n` values in [-1, 1) from SplitMix64 seeded with `seed` (exact in f32).
+pub fn uniform(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// FNV-1a 64 of the key's UTF-8 bytes: the per-tensor seed.
+pub fn fnv1a64(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// One row of init_<V>.tsv.
+#[derive(Clone, Debug)]
+pub struct InitRow {
+    pub key: String,
+    pub shape: Vec<usize>,
+    pub dtype: String,
+    pub offset: f32,
+    pub scale: f32,
+}
+
+pub fn parse_init_tsv(text: &str) -> Result<Vec<InitRow>> {
+    let bad = |n: usize, why: &str| EngineError::InvalidInput(format!("init tsv line {}: {why}", n + 1));
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(|(n, line)| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            if cols.len() != 5 {
+                return Err(bad(n, "expected 5 tab-separated columns"));
+            }
+            let dims = cols[1].trim().trim_start_matches('[').trim_end_matches(']');
+            let shape = if dims.trim().is_empty() {
+                Vec::new()
+            } else {
+                dims.split(',').map(|d| d.trim().parse::<usize>().map_err(|_| bad(n, "bad shape"))).collect::<Result<_>>()?
+            };
+            Ok(InitRow {
+                key: cols[0].to_string(),
+                shape,
+                dtype: cols[2].to_string(),
+                offset: cols[3].parse::<f64>().map_err(|_| bad(n, "bad offset"))? as f32,
+                scale: cols[4].parse::<f64>().map_err(|_| bad(n, "bad scale"))? as f32,
+            })
+        })
+        .collect()
+}
+
+/// The tensor of `row`: offset + scale * u, two f32 roundings (no fused multiply-add).
+pub fn tensor(row: &InitRow) -> Vec<f32> {
+    let n = row.shape.iter().product::<usize>();
+    uniform(n, fnv1a64(&row.key)).into_iter().map(|u| row.offset + row.scale * u).collect()
+}
+
+/// Writes `open_clip_model.safetensors` with the tensors of the rows `keep` selects.
+pub fn write_safetensors(path: &Path, rows: &[InitRow], keep: impl Fn(&str) -> bool) -> Result<()> {
+    let mut owned: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = Vec::new();
+    for row in rows.iter().filter(|r| keep(&r.key)) {
+        let (dtype, bytes) = match row.dtype.as_str() {
+            "float32" => (Dtype::F32, tensor(row).iter().flat_map(|v| v.to_le_bytes()).collect()),
+            "int64" => (Dtype::I64, vec![0u8; 8 * row.shape.iter().product::<usize>()]),
+            other => return Err(EngineError::InvalidInput(format!("{}: dtype {other}", row.key))),
+        };
+        owned.push((row.key.clone(), row.shape.clone(), dtype, bytes));
+    }
+    let views = owned
+        .iter()
+        .map(|(k, shape, dtype, bytes)| {
+            TensorView::new(*dtype, shape.clone(), bytes)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| EngineError::InvalidInput(format!("{k}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize_to_file(views, None, path)
+        .map_err(|e| EngineError::InvalidInput(format!("{}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test vectors of tests/reference/RANDOM_WEIGHTS.md, printed by the Python generator.
+    #[test]
+    fn matches_the_python_generator() {
+        assert_eq!(fnv1a64("text.positional_embedding"), 0x180bef2d217d89e8);
+        let u: Vec<u32> = uniform(5, 0x180bef2d217d89e8).iter().map(|v| v.to_bits()).collect();
+        assert_eq!(u, vec![0xbea83d78, 0x3eeed2c0, 0x3d77d700, 0xbf1da936, 0x3eeb2b88]);
+        let row = InitRow {
+            key: "text.positional_embedding".into(),
+            shape: vec![77, 512],
+            dtype: "float32".into(),
+            offset: 0.0,
+            scale: 0.03464101627469063f64 as f32,
+        };
+        let t: Vec<u32> = tensor(&row)[..5].iter().map(|v| v.to_bits()).collect();
+        assert_eq!(t, vec![0xbc3a7f0c, 0x3c845e89, 0x3b095de6, 0xbcaec4e8, 0x3c82582f]);
+        let ls = InitRow { key: "logit_scale".into(), shape: vec![], dtype: "float32".into(), offset: 2.6592600345611572f64 as f32, scale: 0.5 };
+        assert_eq!(fnv1a64("logit_scale"), 0xccda59a2223ea645);
+        assert_eq!(tensor(&ls)[0].to_bits(), 0x4024b678);
+    }
+
+    #[test]
+    fn fnv_and_rows_parse() {
+        assert_eq!(fnv1a64(""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64("a"), 0xaf63dc4c8601ec8c);
+        let rows = parse_init_tsv("logit_scale\t[]\tfloat32\t2.6592600345611572\t0.5\nx\t[2, 3]\tfloat32\t0.0\t0.1\n").unwrap();
+        assert_eq!(rows[0].shape, Vec::<usize>::new());
+        assert_eq!(rows[1].shape, vec![2, 3]);
+        assert_eq!(tensor(&rows[1]).len(), 6);
+        assert!(parse_init_tsv("a\tb").is_err());
+    }
+}

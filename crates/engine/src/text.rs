@@ -1,0 +1,198 @@
+//! The text tower of every MobileCLIP2 variant (open_clip `TextTransformer`), driven by the
+//! config: width, heads, layers, causal mask or none. Token ids in, L2-normalised embeddings out.
+//!
+//! x = tok_emb[ids] + pos_emb; per block x += out(MHA(ln_1 x)); x += c_proj(gelu(c_fc(ln_2 x)));
+//! ln_final; pool the row at the largest token id (EOT); @ text_projection; L2 normalise.
+
+use std::collections::HashSet;
+
+use mlx_rs::Array;
+
+use crate::config::TextCfg;
+use crate::error::{EngineError, Result};
+use crate::nn::{self, Linear, Norm};
+use crate::weights::Weights;
+
+/// LayerNorm eps of open_clip's text tower (torch default).
+const LN_EPS: f32 = 1e-5;
+const PREFIX: &str = "text.";
+
+struct Block {
+    ln_1: Norm,
+    qkv: Linear,
+    out: Linear,
+    ln_2: Norm,
+    fc: Linear,
+    proj: Linear,
+}
+
+pub struct TextTower {
+    cfg: TextCfg,
+    embed_dim: usize,
+    token_embedding: Array,
+    positional_embedding: Array,
+    blocks: Vec<Block>,
+    ln_final: Norm,
+    projection: Array,
+}
+
+/// Every tensor the text tower of `cfg` reads, with its shape (training form = inference form).
+pub fn expected_keys(cfg: &TextCfg, embed_dim: usize) -> Vec<(String, Vec<usize>)> {
+    let (w, ctx, v, h) = (cfg.width, cfg.context_length, cfg.vocab_size, cfg.mlp_width());
+    let mut keys = vec![
+        ("text.token_embedding.weight".to_string(), vec![v, w]),
+        ("text.positional_embedding".to_string(), vec![ctx, w]),
+    ];
+    for i in 0..cfg.layers {
+        let p = format!("text.transformer.resblocks.{i}.");
+        for (name, shape) in [
+            ("ln_1.weight", vec![w]),
+            ("ln_1.bias", vec![w]),
+            ("attn.in_proj_weight", vec![3 * w, w]),
+            ("attn.in_proj_bias", vec![3 * w]),
+            ("attn.out_proj.weight", vec![w, w]),
+            ("attn.out_proj.bias", vec![w]),
+            ("ln_2.weight", vec![w]),
+            ("ln_2.bias", vec![w]),
+            ("mlp.c_fc.weight", vec![h, w]),
+            ("mlp.c_fc.bias", vec![h]),
+            ("mlp.c_proj.weight", vec![w, h]),
+            ("mlp.c_proj.bias", vec![w]),
+        ] {
+            keys.push((format!("{p}{name}"), shape));
+        }
+    }
+    keys.push(("text.ln_final.weight".into(), vec![w]));
+    keys.push(("text.ln_final.bias".into(), vec![w]));
+    keys.push(("text.text_projection".into(), vec![w, embed_dim]));
+    keys
+}
+
+impl TextTower {
+    pub fn load(weights: &Weights, cfg: &TextCfg, embed_dim: usize) -> Result<Self> {
+        let expected = expected_keys(cfg, embed_dim);
+        let names: HashSet<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
+        let mut extra: Vec<String> =
+            weights.keys().into_iter().filter(|k| k.starts_with(PREFIX) && !names.contains(k.as_str())).collect();
+        if !extra.is_empty() {
+            extra.sort();
+            let more = if extra.len() > 3 { format!(" (and {} more)", extra.len() - 3) } else { String::new() };
+            return Err(EngineError::Model(format!(
+                "{}: unexpected text tensor(s) {}{more}: the file does not match open_clip_config.json",
+                weights.path().display(),
+                extra[..extra.len().min(3)].join(", ")
+            )));
+        }
+        // Every key, shape and dtype is checked before any tensor is read.
+        for (k, shape) in &expected {
+            weights.check(k, shape)?;
+        }
+        let a = |k: &str, s: &[usize]| weights.array(k, s);
+        let (w, h) = (cfg.width, cfg.mlp_width());
+        let mut blocks = Vec::with_capacity(cfg.layers);
+        for i in 0..cfg.layers {
+            let p = format!("text.transformer.resblocks.{i}.");
+            blocks.push(Block {
+                ln_1: Norm::layer(a(&format!("{p}ln_1.weight"), &[w])?, a(&format!("{p}ln_1.bias"), &[w])?, LN_EPS),
+                qkv: Linear::from_torch(a(&format!("{p}attn.in_proj_weight"), &[3 * w, w])?, Some(a(&format!("{p}attn.in_proj_bias"), &[3 * w])?))?,
+                out: Linear::from_torch(a(&format!("{p}attn.out_proj.weight"), &[w, w])?, Some(a(&format!("{p}attn.out_proj.bias"), &[w])?))?,
+                ln_2: Norm::layer(a(&format!("{p}ln_2.weight"), &[w])?, a(&format!("{p}ln_2.bias"), &[w])?, LN_EPS),
+                fc: Linear::from_torch(a(&format!("{p}mlp.c_fc.weight"), &[h, w])?, Some(a(&format!("{p}mlp.c_fc.bias"), &[h])?))?,
+                proj: Linear::from_torch(a(&format!("{p}mlp.c_proj.weight"), &[w, h])?, Some(a(&format!("{p}mlp.c_proj.bias"), &[w])?))?,
+            });
+        }
+        let tower = TextTower {
+            cfg: cfg.clone(),
+            embed_dim,
+            token_embedding: a("text.token_embedding.weight", &[cfg.vocab_size, w])?,
+            positional_embedding: a("text.positional_embedding", &[cfg.context_length, w])?,
+            blocks,
+            ln_final: Norm::layer(a("text.ln_final.weight", &[w])?, a("text.ln_final.bias", &[w])?, LN_EPS),
+            projection: a("text.text_projection", &[w, embed_dim])?,
+        };
+        tower.materialize()?;
+        Ok(tower)
+    }
+
+    /// Evaluates every parameter now, so load cost and errors happen at load, not first use.
+    fn materialize(&self) -> Result<()> {
+        let mut all: Vec<&Array> = vec![&self.token_embedding, &self.positional_embedding, &self.projection];
+        for b in &self.blocks {
+            all.extend(b.ln_1.arrays());
+            all.extend(b.ln_2.arrays());
+            all.extend(b.qkv.arrays());
+            all.extend(b.out.arrays());
+            all.extend(b.fc.arrays());
+            all.extend(b.proj.arrays());
+        }
+        all.extend(self.ln_final.arrays());
+        mlx_rs::transforms::eval(all)?;
+        Ok(())
+    }
+
+    pub fn context_length(&self) -> usize {
+        self.cfg.context_length
+    }
+
+    pub fn embed_dim(&self) -> usize {
+        self.embed_dim
+    }
+
+    /// `ids`: `batch` rows of `context_length` token ids. Returns [batch, embed_dim],
+    /// L2-normalised (normalize = false gives open_clip's unnormalised features).
+    pub fn forward(&self, ids: &[i32], batch: usize, normalize: bool) -> Result<Array> {
+        let ctx = self.cfg.context_length;
+        if ids.len() != batch * ctx || batch == 0 {
+            return Err(EngineError::InvalidInput(format!(
+                "{} token ids for a batch of {batch} x {ctx}",
+                ids.len()
+            )));
+        }
+        let vocab = self.cfg.vocab_size as i32;
+        if let Some(bad) = ids.iter().find(|&&t| t < 0 || t >= vocab) {
+            return Err(EngineError::InvalidInput(format!("token id {bad} outside the vocabulary (0..{vocab})")));
+        }
+        let (w, heads) = (self.cfg.width as i32, self.cfg.heads as i32);
+        let hd = w / heads;
+        let (b, l) = (batch as i32, ctx as i32);
+
+        let ids_arr = Array::from_slice(ids, &[b * l]);
+        let mut x = self.token_embedding.take_axis(&ids_arr, 0)?.reshape(&[b, l, w])?;
+        x = x.add(&self.positional_embedding)?;
+
+        for blk in &self.blocks {
+            let h = blk.ln_1.forward(&x)?;
+            let qkv = blk.qkv.forward(&h)?.reshape(&[b, l, 3, heads, hd])?.transpose_axes(&[2, 0, 3, 1, 4])?;
+            let (q, k, v) = (qkv.take_axis(&Array::from_int(0), 0)?, qkv.take_axis(&Array::from_int(1), 0)?, qkv.take_axis(&Array::from_int(2), 0)?);
+            let att = nn::attention(&q, &k, &v, self.cfg.causal())?; // [b, heads, l, hd]
+            let att = att.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, w])?;
+            x = x.add(&blk.out.forward(&att)?)?;
+            let h = blk.ln_2.forward(&x)?;
+            let h = nn::gelu(&blk.fc.forward(&h)?)?;
+            x = x.add(&blk.proj.forward(&h)?)?;
+        }
+        let x = self.ln_final.forward(&x)?;
+
+        // Pool the row at the largest token id, first occurrence (torch argmax): normally EOT.
+        let rows: Vec<i32> = ids
+            .chunks(ctx)
+            .enumerate()
+            .map(|(r, row)| {
+                let mut best = 0usize;
+                for (i, &t) in row.iter().enumerate() {
+                    if t > row[best] {
+                        best = i;
+                    }
+                }
+                (r * ctx + best) as i32
+            })
+            .collect();
+        let pooled = x.reshape(&[b * l, w])?.take_axis(&Array::from_slice(&rows, &[b]), 0)?;
+        let out = pooled.matmul(&self.projection)?;
+        if normalize {
+            nn::l2_normalize(&out)
+        } else {
+            Ok(out)
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `open_clip_model.safetensors`: opened once, every tensor checked against the shape the
+//! config implies before MLX sees it; errors name the file and the key. Never loads pickles.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use mlx_rs::Array;
+use safetensors::tensor::{Dtype, Metadata, SafeTensors};
+
+use crate::error::{EngineError, Result};
+
+/// Largest tensor accepted, in elements (the biggest MobileCLIP2 tensor is the 49408 x 768
+/// token embedding, 38M): bounds what a corrupt header can make us allocate.
+const MAX_TENSOR_ELEMENTS: usize = 1 << 28;
+
+pub struct Weights {
+    path: PathBuf,
+    map: Mmap,
+    header_len: usize,
+    meta: Metadata,
+}
+
+impl Weights {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| EngineError::NotFound(format!("{}: {e}", path.display())))?;
+        // SAFETY: read-only map. The tensors are copied out during load and the map dropped
+        // with `Weights`; a file truncated underneath a load is the one hazard (SIGBUS), the
+        // same as for any mmap-based loader.
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| EngineError::Model(format!("{}: {e}", path.display())))?;
+        let (header_len, meta) = SafeTensors::read_metadata(&map)
+            .map_err(|e| EngineError::Model(format!("{}: not a valid safetensors file: {e}", path.display())))?;
+        Ok(Weights { path: path.to_path_buf(), map, header_len, meta })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn keys(&self) -> Vec<String> {
+        self.meta.offset_keys()
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.meta.info(key).is_some()
+    }
+
+    fn err(&self, key: &str, what: String) -> EngineError {
+        EngineError::Model(format!("{}: tensor \"{key}\": {what}", self.path.display()))
+    }
+
+    /// Checks that `key` exists with exactly `shape` and a float dtype, from the header only.
+    pub fn check(&self, key: &str, shape: &[usize]) -> Result<()> {
+        let info = self.meta.info(key).ok_or_else(|| self.err(key, "missing".into()))?;
+        if info.shape != shape {
+            return Err(self.err(key, format!("shape {:?}, expected {:?}", info.shape, shape)));
+        }
+        if !matches!(info.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+            return Err(self.err(key, format!("dtype {:?}, expected F32 (or F16/BF16)", info.dtype)));
+        }
+        let elements: usize = shape.iter().product();
+        if elements > MAX_TENSOR_ELEMENTS {
+            return Err(self.err(key, format!("{elements} elements is over the limit")));
+        }
+        Ok(())
+    }
+
+    /// The values of `key` as float32; it must have exactly `shape`.
+    pub fn f32_vec(&self, key: &str, shape: &[usize]) -> Result<Vec<f32>> {
+        self.check(key, shape)?;
+        let info = self.meta.info(key).ok_or_else(|| self.err(key, "missing".into()))?;
+        let (start, end) = info.data_offsets;
+        let data = self
+            .map
+            .get(8 + self.header_len + start..8 + self.header_len + end)
+            .ok_or_else(|| self.err(key, "data lies outside the file".into()))?;
+        match info.dtype {
+            Dtype::F32 => Ok(data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
+            Dtype::F16 => Ok(data
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect()),
+            Dtype::BF16 => Ok(data
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect()),
+            other => Err(self.err(key, format!("dtype {other:?}, expected F32 (or F16/BF16)"))),
+        }
+    }
+
+    /// `key` as an MLX float32 array of `shape`.
+    pub fn array(&self, key: &str, shape: &[usize]) -> Result<Array> {
+        let v = self.f32_vec(key, shape)?;
+        let dims: Vec<i32> = shape.iter().map(|&d| d as i32).collect();
+        Ok(Array::from_slice(&v, &dims))
+    }
+}
