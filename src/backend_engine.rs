@@ -2,6 +2,7 @@
 //! and reloaded when `mobileclip.model_path` changes.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
@@ -30,6 +31,33 @@ pub struct Loaded {
     pub path: PathBuf,
     pub load_ms: f64,
     pub engine: Engine,
+    /// Recent clip_embed_text results of this model. Why: the function is STABLE (it depends on
+    /// mobileclip.model_path), so in `ORDER BY emb <=> clip_embed_text('query')` Postgres
+    /// evaluates it once per row; the cache turns the repeats into a hash lookup.
+    text_cache: RefCell<HashMap<String, Rc<Vec<f32>>>>,
+}
+
+/// Entries kept in the text cache before it is cleared.
+const TEXT_CACHE_ENTRIES: usize = 256;
+/// Longer texts are not cached (the key would cost more than it saves).
+const TEXT_CACHE_MAX_KEY: usize = 4096;
+
+impl Loaded {
+    /// The embedding of one text, from the cache when this session computed it recently.
+    pub fn embed_text_cached(&self, text: &str, between: &mut dyn FnMut()) -> Result<Rc<Vec<f32>>, EngineError> {
+        if let Some(hit) = self.text_cache.borrow().get(text) {
+            return Ok(hit.clone());
+        }
+        let v = Rc::new(self.engine.embed_texts_with(&[text], 1, between)?.pop().unwrap_or_default());
+        if text.len() <= TEXT_CACHE_MAX_KEY {
+            let mut cache = self.text_cache.borrow_mut();
+            if cache.len() >= TEXT_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(text.to_string(), v.clone());
+        }
+        Ok(v)
+    }
 }
 
 thread_local! {
@@ -57,7 +85,12 @@ pub fn engine() -> Result<Rc<Loaded>, EngineError> {
     ENGINE.with(|e| e.borrow_mut().take());
     let t = Instant::now();
     let engine = Engine::load(&path, LoadOptions::default())?;
-    let loaded = Rc::new(Loaded { path, load_ms: t.elapsed().as_secs_f64() * 1e3, engine });
+    let loaded = Rc::new(Loaded {
+        path,
+        load_ms: t.elapsed().as_secs_f64() * 1e3,
+        engine,
+        text_cache: RefCell::new(HashMap::new()),
+    });
     ENGINE.with(|e| *e.borrow_mut() = Some(loaded.clone()));
     Ok(loaded)
 }

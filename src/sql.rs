@@ -71,12 +71,14 @@ fn matrix(name: &str, arr: Array<'_, f32>) -> (Vec<f32>, [usize; 2]) {
 
 /// The MobileCLIP2 text embedding of `input` (L2-normalised, the model's embed_dim: 512 or
 /// 768), exactly as open_clip's `encode_text(tokenize([input]), normalize=True)`.
-/// STABLE, not IMMUTABLE: the result depends on `mobileclip.model_path`.
+/// STABLE, not IMMUTABLE: the result depends on `mobileclip.model_path`. Postgres evaluates a
+/// STABLE call per row in `ORDER BY emb <=> clip_embed_text('...')`; recent results are cached
+/// per session, so only the first evaluation runs the model.
 #[pg_extern(stable, strict, parallel_safe, cost = 100000)]
 fn clip_embed_text(input: &str) -> Vector {
     let loaded = backend_engine::engine().or_raise();
-    let mut v = loaded.engine.embed_texts_with(&[input], 1, &mut || { pgrx::check_for_interrupts!(); }).or_raise();
-    Vector(v.pop().unwrap_or_default())
+    let v = loaded.embed_text_cached(input, &mut || { pgrx::check_for_interrupts!(); }).or_raise();
+    Vector(v.as_ref().clone())
 }
 
 /// Text embeddings of every element, in order, batched (`mobileclip.batch_size` per MLX

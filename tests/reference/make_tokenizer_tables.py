@@ -166,7 +166,6 @@ def convert(tree, is_bytes: bool) -> str:
                     raise ValueError(f"class item {o} {a}")
             if is_bytes:
                 assert all(c < 256 for c in cps)
-            cps.discard(0xD800)  # never in these patterns; keep the class valid UTF-8
             out.append("[" + ("^" if negate else "") + class_ranges_str(cps, is_bytes) + "]")
         elif op == "BRANCH":
             out.append("(?:" + "|".join(convert(s, is_bytes) for s in av[1]) + ")")

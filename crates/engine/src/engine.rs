@@ -98,6 +98,13 @@ impl Engine {
         Ok(out)
     }
 
+    /// Embeddings of `ids` (rows of `context_length`) as ONE MLX batch, however many rows.
+    /// For benchmarks; callers bound the size.
+    pub fn embed_token_ids_batch(&self, ids: &[i32], rows: usize) -> Result<Vec<Vec<f32>>> {
+        let emb = self.text.forward(ids, rows, true)?;
+        self.rows(&emb)
+    }
+
     /// L2-normalised text embeddings, in input order, in batches of the load-time batch size.
     pub fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
         self.embed_texts_with(texts, self.options.batch_size, &mut || {})

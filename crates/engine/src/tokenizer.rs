@@ -48,7 +48,8 @@ impl ClipTokenizer {
         }
         // open_clip's vocabulary ends with the two special tokens.
         let (sot, eot) = (vocab_size as i32 - 2, vocab_size as i32 - 1);
-        for (names, want) in [(["<|startoftext|>", "<start_of_text>"], sot), (["<|endoftext|>", "<end_of_text>"], eot)] {
+        for (names, want) in [(["<|startoftext|>", "<start_of_text>"], sot), (["<|endoftext|>", "<end_of_text>"], eot)]
+        {
             let found: Vec<u32> = names.iter().filter_map(|t| bpe.token_to_id(t)).collect();
             if found.is_empty() || found.iter().any(|&id| id as i32 != want) {
                 return Err(EngineError::Model(format!(
@@ -116,6 +117,7 @@ enum Class {
 
 fn class(c: char) -> Class {
     if c.is_ascii() {
+        // the same as the tables say (unit test `ascii_classes_match_tables`)
         return match c {
             'a'..='z' | 'A'..='Z' => Class::Letter,
             '0'..='9' => Class::Number,
@@ -123,6 +125,10 @@ fn class(c: char) -> Class {
             _ => Class::Other,
         };
     }
+    class_from_tables(c)
+}
+
+fn class_from_tables(c: char) -> Class {
     if text_clean::in_ranges(SPLIT_LETTER, c) {
         Class::Letter
     } else if text_clean::in_ranges(SPLIT_NUMBER, c) {
@@ -141,8 +147,7 @@ fn literal_len(s: &str, lit: &str) -> Option<usize> {
     let mut end = 0;
     for l in lit.chars() {
         let (i, c) = chars.next()?;
-        let same = c == l
-            || LITERAL_FOLDS.iter().any(|&(k, eq)| k == l && eq.contains(&c));
+        let same = c == l || LITERAL_FOLDS.iter().any(|&(k, eq)| k == l && eq.contains(&c));
         if !same {
             return None;
         }
@@ -157,6 +162,7 @@ fn split(text: &str) -> Vec<&str> {
     let mut i = 0;
     'outer: while let Some(c) = text[i..].chars().next() {
         let rest = &text[i..];
+        // every literal starts with '<' or '\'', which have no case variants (unit test)
         if c == '<' || c == '\'' {
             for lit in SPECIALS.iter().chain(CONTRACTIONS.iter()) {
                 if let Some(n) = literal_len(rest, lit) {
@@ -202,6 +208,22 @@ fn bytes_to_unicode() -> [char; 256] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_classes_match_tables() {
+        for b in 0u8..128 {
+            let c = b as char;
+            assert!(class(c) == class_from_tables(c), "{c:?}");
+        }
+        for lit in SPECIALS.iter().chain(CONTRACTIONS.iter()) {
+            assert!(lit.starts_with(['<', '\'']));
+        }
+        for (k, eq) in LITERAL_FOLDS {
+            if *k == '<' || *k == '\'' {
+                assert!(eq.is_empty());
+            }
+        }
+    }
 
     #[test]
     fn split_like_open_clip() {

@@ -22,9 +22,9 @@ use regex::Regex;
 use super::html;
 use super::in_ranges;
 use super::tables::{
-    Charmap, ALTERED_UTF8_RE, BADNESS_RE, CHARMAPS, CONTROL_CHARS, FTFY_UPPER_ENTITIES, HTML5, LIGATURES,
-    LOSSY_UTF8_RE, PY_DECIMAL, UTF8_CONTINUATION, UTF8_CONTINUATION_STRICT, UTF8_FIRST_OF_2, UTF8_FIRST_OF_3,
-    UTF8_FIRST_OF_4, WIDTH_MAP, WINDOWS_1252,
+    ALTERED_UTF8_RE, BADNESS_RE, CHARMAPS, CONTROL_CHARS, FTFY_UPPER_ENTITIES, HTML5, LIGATURES, LOSSY_UTF8_RE,
+    PY_DECIMAL, UTF8_CONTINUATION, UTF8_CONTINUATION_STRICT, UTF8_FIRST_OF_2, UTF8_FIRST_OF_3, UTF8_FIRST_OF_4,
+    WIDTH_MAP, WINDOWS_1252,
 };
 
 /// `TextFixerConfig.max_decode_length`, in code points.
@@ -89,8 +89,7 @@ fn fix_and_explain(segment: &str, unescape: bool) -> String {
         if unescape {
             apply(&mut text, unescape_html);
         }
-        let fixed = fix_encoding(&text);
-        text = fixed;
+        text = fix_encoding(&text);
         apply(&mut text, fix_c1_controls);
         apply(&mut text, fix_latin_ligatures);
         apply(&mut text, fix_character_width);
@@ -137,9 +136,9 @@ fn fix_encoding_one_step(text: &str) -> Option<String> {
     // Suppose the text was supposed to be UTF-8, but it was decoded using a single-byte
     // encoding instead.
     for (i, cm) in CHARMAPS.iter().enumerate() {
-        let Some(mut encoded) = encode(cm, text) else { continue };
-        if i == 0 {
-            possible_latin1 = true; // CHARMAPS[0] is latin-1
+        let Some(mut encoded) = encode(i, text) else { continue };
+        if cm.name == "latin-1" {
+            possible_latin1 = true;
         }
         // Check for sequences that would be UTF-8, except they have b' ' where b'\xa0'
         // would belong (not in macroman, where it would match an en dash and a space).
@@ -217,16 +216,33 @@ fn is_bad(text: &str) -> bool {
 // codecs: charmap encoding, utf-8-variants decoding
 // ---------------------------------------------------------------------------------------------
 
-/// `text.encode(encoding)` for one of ftfy's single-byte encodings, or None where
+/// For each of `CHARMAPS`: (character, byte) for bytes 0x80..=0xFF, sorted by character.
+fn charmap_encoders() -> &'static [Vec<(char, u8)>] {
+    static ENC: OnceLock<Vec<Vec<(char, u8)>>> = OnceLock::new();
+    ENC.get_or_init(|| {
+        CHARMAPS
+            .iter()
+            .map(|cm| {
+                let mut v: Vec<(char, u8)> = cm.high.iter().enumerate().map(|(i, &c)| (c, 0x80 + i as u8)).collect();
+                v.sort_unstable();
+                v
+            })
+            .collect()
+    })
+}
+
+/// `text.encode(encoding)` for `CHARMAPS[index]`, or None where
 /// `chardata.possible_encoding(text, encoding)` is false.
-fn encode(cm: &Charmap, text: &str) -> Option<Vec<u8>> {
+fn encode(index: usize, text: &str) -> Option<Vec<u8>> {
+    let cm = &CHARMAPS[index];
+    let high = charmap_encoders().get(index)?;
     let mut out = Vec::with_capacity(text.len());
     for c in text.chars() {
         let cp = c as u32;
         if cp < 0x80 && cp != 0x1A {
             out.push(cp as u8);
-        } else if let Some(i) = cm.high.iter().position(|&h| h == c) {
-            out.push(0x80 + i as u8);
+        } else if let Ok(i) = high.binary_search_by(|&(h, _)| h.cmp(&c)) {
+            out.push(high[i].1);
         } else if c == cm.sub {
             out.push(0x1A);
         } else {
@@ -583,9 +599,7 @@ fn fix_c1_controls(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_c1) {
         return Cow::Borrowed(text);
     }
-    Cow::Owned(
-        text.chars().map(|c| if is_c1(c) { sloppy_1252.high[(c as u32 - 0x80) as usize] } else { c }).collect(),
-    )
+    Cow::Owned(text.chars().map(|c| if is_c1(c) { sloppy_1252.high[(c as u32 - 0x80) as usize] } else { c }).collect())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -87,10 +87,7 @@ fn charref(body: &str) -> Option<(usize, String)> {
 }
 
 fn html5(name: &str) -> Option<&'static str> {
-    HTML5
-        .binary_search_by(|(k, _)| k.as_bytes().cmp(name.as_bytes()))
-        .ok()
-        .map(|i| HTML5[i].1)
+    HTML5.binary_search_by(|(k, _)| k.as_bytes().cmp(name.as_bytes())).ok().map(|i| HTML5[i].1)
 }
 
 /// Value of a run of digits; anything above U+10FFFF behaves the same, so saturate.
