@@ -284,6 +284,8 @@ def generate() -> str:
         "#![allow(clippy::all)]\n\n"
         "/// One of the single-byte encodings that ftfy tries (`ftfy.chardata.CHARMAP_ENCODINGS`).\n"
         "pub(crate) struct Charmap {\n"
+        "    /// the codec's name, for debugging and error messages\n"
+        "    #[allow(dead_code)]\n"
         "    pub name: &'static str,\n"
         "    /// ftfy's \"sloppy-\" codecs (replace_lossy_sequences applies to them)\n"
         "    pub sloppy: bool,\n"

@@ -96,6 +96,43 @@ pub fn write_safetensors(path: &Path, rows: &[InitRow], keep: impl Fn(&str) -> b
         .map_err(|e| EngineError::InvalidInput(format!("{}: {e}", path.display())))
 }
 
+/// Writes a model directory in the Hugging Face `timm/MobileCLIP2-<V>-OpenCLIP` layout for
+/// `variant` from the repository's fixtures directory (tests/fixtures): the mcrand weights
+/// (all of them, or the text tower and logit_scale only), the variant's config and the
+/// tokenizer.
+pub fn write_model_dir(fixtures: &Path, variant: &str, out: &Path, text_only: bool) -> Result<()> {
+    let io = |what: &Path, e: std::io::Error| EngineError::NotFound(format!("{}: {e}", what.display()));
+    let init = fixtures.join(format!("models/init_{variant}.tsv"));
+    let rows = parse_init_tsv(&std::fs::read_to_string(&init).map_err(|e| io(&init, e))?)?;
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    write_safetensors(&out.join("open_clip_model.safetensors"), &rows, |k| {
+        !text_only || k.starts_with("text.") || k == "logit_scale"
+    })?;
+    for (from, to) in [
+        (fixtures.join(format!("configs/open_clip_config_{variant}.json")), "open_clip_config.json"),
+        (fixtures.join("tokenizer/tokenizer.json"), "tokenizer.json"),
+    ] {
+        std::fs::copy(&from, out.join(to)).map_err(|e| io(&from, e))?;
+    }
+    Ok(())
+}
+
+/// Closeness of two sets of embeddings, row by row: (min cosine, max abs difference), in f64.
+pub fn compare(got: &[Vec<f32>], want: &[Vec<f32>]) -> (f64, f64) {
+    let (mut min_cos, mut max_abs) = (1.0f64, 0.0f64);
+    for (g, w) in got.iter().zip(want) {
+        let dot: f64 = g.iter().zip(w).map(|(a, b)| *a as f64 * *b as f64).sum();
+        let ng = g.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+        let nw = w.iter().map(|a| (*a as f64).powi(2)).sum::<f64>().sqrt();
+        min_cos = min_cos.min(dot / (ng * nw));
+        max_abs = g.iter().zip(w).map(|(a, b)| (*a as f64 - *b as f64).abs()).fold(max_abs, f64::max);
+    }
+    if got.len() != want.len() {
+        min_cos = f64::NAN;
+    }
+    (min_cos, max_abs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,8 @@
 
 /// One of the single-byte encodings that ftfy tries (`ftfy.chardata.CHARMAP_ENCODINGS`).
 pub(crate) struct Charmap {
+    /// the codec's name, for debugging and error messages
+    #[allow(dead_code)]
     pub name: &'static str,
     /// ftfy's "sloppy-" codecs (replace_lossy_sequences applies to them)
     pub sloppy: bool,
