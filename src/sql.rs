@@ -123,7 +123,7 @@ fn model_json(l: &backend_engine::Loaded, loaded: bool) -> serde_json::Value {
         "model_path": l.path.display().to_string(),
         "load_ms": l.load_ms,
         "embed_dim": cfg.model_cfg.embed_dim,
-        "image_model": cfg.model_cfg.vision_cfg.get("timm_model_name"),
+        "image_model": cfg.vision().timm_model_name,
         "text": {
             "width": t.width, "heads": t.heads, "layers": t.layers,
             "context_length": t.context_length, "vocab_size": t.vocab_size,

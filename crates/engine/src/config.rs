@@ -20,7 +20,7 @@ pub struct ModelConfig {
 pub struct ModelCfg {
     pub embed_dim: usize,
     pub text_cfg: TextCfg,
-    pub vision_cfg: serde_json::Value,
+    pub vision_cfg: VisionCfg,
     #[serde(default)]
     pub custom_text: bool,
 }
@@ -68,6 +68,48 @@ fn default_vocab_size() -> usize {
 }
 fn default_mlp_ratio() -> f64 {
     4.0
+}
+
+/// open_clip `CLIPVisionCfg`, the timm-tower fields MobileCLIP2 uses (defaults as open_clip's).
+#[derive(Clone, Debug, Deserialize)]
+pub struct VisionCfg {
+    #[serde(default)]
+    pub timm_model_name: Option<String>,
+    #[serde(default)]
+    pub timm_model_pretrained: bool,
+    #[serde(default = "default_timm_pool")]
+    pub timm_pool: String,
+    /// open_clip's default is "linear" (an extra projection head); MobileCLIP2 configs say
+    /// null: the timm classifier head, resized to embed_dim, is the projection.
+    #[serde(default = "default_timm_proj")]
+    pub timm_proj: Option<String>,
+    /// An int, or [h, w] (must be square here).
+    #[serde(default = "default_image_size")]
+    pub image_size: serde_json::Value,
+}
+
+fn default_timm_pool() -> String {
+    "avg".into()
+}
+fn default_timm_proj() -> Option<String> {
+    Some("linear".into())
+}
+fn default_image_size() -> serde_json::Value {
+    224.into()
+}
+
+/// OpenAI CLIP's normalisation, open_clip's default when the config has none.
+pub const OPENAI_MEAN: [f32; 3] = [0.48145466, 0.4578275, 0.40821073];
+pub const OPENAI_STD: [f32; 3] = [0.26862954, 0.26130258, 0.27577711];
+
+/// The image preprocessing open_clip would build from this config (eval branch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImagePreprocess {
+    pub size: u32,
+    /// "bilinear" or "bicubic".
+    pub interpolation: String,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -150,11 +192,77 @@ impl ModelConfig {
         if self.model_cfg.embed_dim == 0 {
             return Err(EngineError::Model("model_cfg.embed_dim: 0".into()));
         }
+        let v = self.vision();
+        let vbad = |field: &str, why: String| Err(EngineError::Model(format!("model_cfg.vision_cfg.{field}: {why}")));
+        if v.timm_model_name.is_none() {
+            return vbad("timm_model_name", "missing: only timm image towers are supported".into());
+        }
+        if let Some(p) = &v.timm_proj {
+            return vbad("timm_proj", format!("\"{p}\" is not supported (null: the timm head is the projection)"));
+        }
+        self.image_preprocess()?;
         Ok(())
     }
 
     pub fn text(&self) -> &TextCfg {
         &self.model_cfg.text_cfg
+    }
+
+    pub fn vision(&self) -> &VisionCfg {
+        &self.model_cfg.vision_cfg
+    }
+
+    /// The eval-time image preprocessing: `preprocess_cfg` over open_clip's defaults (OpenAI
+    /// mean/std, bicubic, shortest-side resize), size from `preprocess_cfg.size` if present,
+    /// else `vision_cfg.image_size` (as open_clip's `merge_preprocess_dict`).
+    pub fn image_preprocess(&self) -> Result<ImagePreprocess> {
+        let pre = self.preprocess_cfg.clone().unwrap_or(PreprocessCfg {
+            mean: None,
+            std: None,
+            interpolation: None,
+            resize_mode: None,
+            size: None,
+        });
+        let bad = |field: &str, why: String| EngineError::Model(format!("{field}: {why}"));
+        let size_of = |field: &str, v: &serde_json::Value| -> Result<u32> {
+            let n = match v {
+                serde_json::Value::Number(n) => n.as_u64(),
+                serde_json::Value::Array(a) if a.len() == 2 && a[0] == a[1] => a[0].as_u64(),
+                _ => None,
+            };
+            match n {
+                Some(n) if (16..=4096).contains(&n) => Ok(n as u32),
+                _ => Err(bad(field, format!("{v} is not a supported (square, 16..4096) image size"))),
+            }
+        };
+        let size = match &pre.size {
+            Some(v) => size_of("preprocess_cfg.size", v)?,
+            None => size_of("model_cfg.vision_cfg.image_size", &self.vision().image_size)?,
+        };
+        let interpolation = pre.interpolation.clone().unwrap_or_else(|| "bicubic".into());
+        if interpolation != "bilinear" && interpolation != "bicubic" {
+            return Err(bad("preprocess_cfg.interpolation", format!("\"{interpolation}\" is not supported (bilinear, bicubic are)")));
+        }
+        match pre.resize_mode.as_deref() {
+            None | Some("shortest") => {}
+            Some(other) => {
+                return Err(bad("preprocess_cfg.resize_mode", format!("\"{other}\" is not supported (shortest is)")))
+            }
+        }
+        let three = |field: &str, v: &Option<Vec<f32>>, default: [f32; 3]| -> Result<[f32; 3]> {
+            match v {
+                None => Ok(default),
+                Some(v) if v.len() == 3 => Ok([v[0], v[1], v[2]]),
+                Some(v) if v.len() == 1 => Ok([v[0]; 3]),
+                Some(v) => Err(bad(field, format!("{} values, expected 3", v.len()))),
+            }
+        };
+        let mean = three("preprocess_cfg.mean", &pre.mean, OPENAI_MEAN)?;
+        let std = three("preprocess_cfg.std", &pre.std, OPENAI_STD)?;
+        if std.iter().any(|s| !s.is_finite() || *s <= 0.0) || mean.iter().any(|m| !m.is_finite()) {
+            return Err(bad("preprocess_cfg.std", format!("mean {mean:?} / std {std:?} are not usable")));
+        }
+        Ok(ImagePreprocess { size, interpolation, mean, std })
     }
 }
 
@@ -197,6 +305,16 @@ mod tests {
             assert_eq!(c.text().head_dim(), 64, "{v}");
             assert_eq!(c.text().mlp_width(), 4 * width, "{v}");
             assert_eq!(c.text().context_length, 77);
+            let p = c.image_preprocess().unwrap();
+            let (size, interp) = match v {
+                "B" => (224, "bilinear"),
+                "L-14" => (224, "bicubic"),
+                _ => (256, "bilinear"),
+            };
+            assert_eq!((p.size, p.interpolation.as_str()), (size, interp), "{v}");
+            let openai = matches!(v, "S3" | "S4" | "L-14");
+            assert_eq!(p.mean, if openai { OPENAI_MEAN } else { [0.0; 3] }, "{v}");
+            assert_eq!(p.std, if openai { OPENAI_STD } else { [1.0; 3] }, "{v}");
         }
     }
 

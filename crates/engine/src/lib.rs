@@ -8,11 +8,13 @@ pub mod engine;
 pub mod error;
 pub mod microbench;
 pub mod nn;
+pub mod npy;
 pub mod random_model;
 pub mod runtime;
 pub mod text;
 pub mod text_clean;
 pub mod tokenizer;
+pub mod vit;
 pub mod weights;
 
 pub use engine::{Engine, LoadOptions};
