@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod microbench;
 pub mod nn;
+pub mod preprocess;
 pub mod random_model;
 pub mod runtime;
 pub mod text;
