@@ -9,6 +9,7 @@ pub mod error;
 pub mod microbench;
 pub mod nn;
 pub mod npy;
+pub mod preprocess;
 pub mod random_model;
 pub mod runtime;
 pub mod text;

@@ -1,0 +1,667 @@
+//! Bytes -> pixels in the mode Pillow 13.0.0 would open them in.
+//!
+//! Headers are parsed here by hand (a few bytes each) so that dimensions can be checked
+//! against the limits before any codec allocates; the codec crates then decode. Where the
+//! `image` crate would hide what Pillow's semantics need, its codec crates are used
+//! directly: `png` (bit depth, palette, 16-bit samples), `zune-jpeg` (raw CMYK), `gif`
+//! (the first frame's indices and palettes), `image-webp`, `tiff`. BMP goes through `image`.
+//!
+//! Palette (P) and bilevel (1) images are expanded here to RGB / L: Pillow resizes them with
+//! NEAREST, which only selects pixels, so expanding first gives the same pixels as Pillow's
+//! resize-then-`convert('RGB')`. `Decoded::nearest` carries that mode rule.
+
+use std::io::Cursor;
+
+use super::convert::Mode8;
+use crate::error::{EngineError, Result};
+
+pub(crate) const SUPPORTED: &str = "JPEG, PNG, GIF, WebP, BMP, TIFF";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    Png,
+    Jpeg,
+    Gif,
+    WebP,
+    Bmp,
+    Tiff,
+}
+
+impl Format {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Format::Png => "PNG",
+            Format::Jpeg => "JPEG",
+            Format::Gif => "GIF",
+            Format::WebP => "WEBP",
+            Format::Bmp => "BMP",
+            Format::Tiff => "TIFF",
+        }
+    }
+}
+
+/// What `probe` reports: Pillow's `format`, `size` and `mode` after `Image.open`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Header {
+    pub format: Format,
+    pub width: u32,
+    pub height: u32,
+    pub mode: &'static str,
+}
+
+pub(crate) enum Pixels {
+    U8(Vec<u8>, Mode8),
+    /// Pillow's I;16.
+    U16(Vec<u16>),
+}
+
+pub(crate) struct Decoded {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Pixels,
+    /// Pillow mode P or 1: `resize` uses NEAREST whatever filter was asked for.
+    pub nearest: bool,
+}
+
+fn invalid(fmt: Format, what: impl std::fmt::Display) -> EngineError {
+    EngineError::InvalidInput(format!("image: invalid {} data ({what})", fmt.name()))
+}
+
+fn truncated(fmt: Format, what: impl std::fmt::Display) -> EngineError {
+    EngineError::InvalidInput(format!("image: truncated {} data ({what})", fmt.name()))
+}
+
+/// Codec errors: running out of data is "truncated", anything else "invalid".
+fn codec_err(fmt: Format, e: impl std::fmt::Display) -> EngineError {
+    let msg = e.to_string();
+    let l = msg.to_ascii_lowercase();
+    if ["eof", "end of", "truncat", "premature", "unexpected end", "not enough data", "no more bytes", "insufficient", "failed to fill whole buffer", "exhausted data"]
+        .iter()
+        .any(|s| l.contains(s))
+    {
+        truncated(fmt, msg)
+    } else {
+        invalid(fmt, msg)
+    }
+}
+
+pub(crate) fn sniff(bytes: &[u8]) -> Result<Format> {
+    use image::ImageFormat as F;
+    match image::guess_format(bytes) {
+        Ok(F::Png) => Ok(Format::Png),
+        Ok(F::Jpeg) => Ok(Format::Jpeg),
+        Ok(F::Gif) => Ok(Format::Gif),
+        Ok(F::WebP) => Ok(Format::WebP),
+        Ok(F::Bmp) => Ok(Format::Bmp),
+        Ok(F::Tiff) => Ok(Format::Tiff),
+        Ok(other) => Err(EngineError::Unsupported(format!(
+            "image: {other:?} images are not supported (supported formats: {SUPPORTED})"
+        ))),
+        Err(_) => {
+            let known = other_format(bytes);
+            Err(EngineError::Unsupported(match known {
+                Some(name) => format!("image: {name} images are not supported (supported formats: {SUPPORTED})"),
+                None => format!("image: unrecognised image format (supported formats: {SUPPORTED})"),
+            }))
+        }
+    }
+}
+
+/// A few formats `image` does not sniff, so that the error can name them.
+fn other_format(b: &[u8]) -> Option<&'static str> {
+    if b.len() >= 12 && &b[4..8] == b"ftyp" {
+        return Some(match &b[8..12] {
+            b"avif" | b"avis" => "AVIF",
+            b"heic" | b"heix" | b"mif1" | b"msf1" | b"hevc" => "HEIF/HEIC",
+            _ => "ISO base media (MP4/HEIF)",
+        });
+    }
+    if b.starts_with(b"\0\0\0\x0cjP  ") || b.starts_with(&[0xff, 0x4f, 0xff, 0x51]) {
+        return Some("JPEG 2000");
+    }
+    if b.starts_with(b"%PDF") {
+        return Some("PDF");
+    }
+    let head = &b[..b.len().min(256)];
+    if head.windows(4).any(|w| w.eq_ignore_ascii_case(b"<svg")) {
+        return Some("SVG");
+    }
+    None
+}
+
+fn u16le(b: &[u8], i: usize) -> Option<u32> {
+    Some(u16::from_le_bytes(b.get(i..i + 2)?.try_into().ok()?) as u32)
+}
+fn u16be(b: &[u8], i: usize) -> Option<u32> {
+    Some(u16::from_be_bytes(b.get(i..i + 2)?.try_into().ok()?) as u32)
+}
+fn u32be(b: &[u8], i: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?))
+}
+fn u32le(b: &[u8], i: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(i..i + 4)?.try_into().ok()?))
+}
+fn u24le(b: &[u8], i: usize) -> Option<u32> {
+    let s = b.get(i..i + 3)?;
+    Some(s[0] as u32 | (s[1] as u32) << 8 | (s[2] as u32) << 16)
+}
+
+/// The header: format, size and Pillow mode, from the first bytes only (TIFF: the first IFD).
+pub(crate) fn header(fmt: Format, b: &[u8]) -> Result<Header> {
+    let short = || truncated(fmt, "the header is incomplete");
+    let (width, height, mode) = match fmt {
+        Format::Png => {
+            if b.get(12..16) != Some(b"IHDR") {
+                return Err(if b.len() < 16 { short() } else { invalid(fmt, "the first chunk is not IHDR") });
+            }
+            let (w, h) = (u32be(b, 16).ok_or_else(short)?, u32be(b, 20).ok_or_else(short)?);
+            let (depth, ctype) = (*b.get(24).ok_or_else(short)?, *b.get(25).ok_or_else(short)?);
+            let mode = match (depth, ctype) {
+                (1, 0) => "1",
+                (2 | 4 | 8, 0) => "L",
+                (16, 0) => "I;16",
+                (8 | 16, 2) => "RGB",
+                (1 | 2 | 4 | 8, 3) => "P",
+                (8, 4) => "LA",
+                (16, 4) | (8 | 16, 6) => "RGBA",
+                _ => return Err(invalid(fmt, format!("bit depth {depth} with colour type {ctype}"))),
+            };
+            (w, h, mode)
+        }
+        Format::Jpeg => jpeg_header(b)?,
+        Format::Gif => {
+            let (w, h) = (u16le(b, 6).ok_or_else(short)?, u16le(b, 8).ok_or_else(short)?);
+            // The mode (P, or L for an identity grey palette) needs the first frame's palette;
+            // it is settled by `gif_first_frame`, the size here is the logical screen.
+            (w, h, "P")
+        }
+        Format::WebP => webp_header(b)?,
+        Format::Bmp => {
+            let bmp = bmp_header(b)?;
+            (bmp.width, bmp.height, bmp.mode)
+        }
+        Format::Tiff => {
+            let mut d = tiff::decoder::Decoder::new(Cursor::new(b)).map_err(|e| codec_err(fmt, e))?;
+            let (w, h) = d.dimensions().map_err(|e| codec_err(fmt, e))?;
+            let ct = d.colortype().map_err(|e| codec_err(fmt, e))?;
+            use tiff::ColorType as C;
+            let mode = match ct {
+                C::Gray(1) => "1",
+                C::Gray(8) => "L",
+                C::Gray(16) => "I;16",
+                C::GrayA(8) => "LA",
+                C::RGB(8 | 16) => "RGB",
+                C::RGBA(8 | 16) => "RGBA",
+                C::CMYK(8) => "CMYK",
+                C::Palette(8) => "P",
+                other => {
+                    return Err(EngineError::Unsupported(format!(
+                        "image: TIFF colour type {other:?} is not supported (supported: 1-bit, 8-bit and 16-bit grey, \
+                         8-bit grey+alpha, 8/16-bit RGB and RGBA, 8-bit CMYK, 8-bit palette)"
+                    )))
+                }
+            };
+            (w, h, mode)
+        }
+    };
+    if width == 0 || height == 0 {
+        return Err(invalid(fmt, format!("the header says {width} x {height} pixels")));
+    }
+    Ok(Header { format: fmt, width, height, mode })
+}
+
+fn jpeg_header(b: &[u8]) -> Result<(u32, u32, &'static str)> {
+    jpeg_sof(b).map(|(w, h, mode, _)| (w, h, mode))
+}
+
+/// The frame header: size, mode, and whether chroma is subsampled vertically (4:2:0).
+fn jpeg_sof(b: &[u8]) -> Result<(u32, u32, &'static str, bool)> {
+    let fmt = Format::Jpeg;
+    let mut i = 2;
+    loop {
+        // Skip fill bytes and junk up to the next marker, as libjpeg does.
+        while i < b.len() && b[i] != 0xff {
+            i += 1;
+        }
+        while i < b.len() && b[i] == 0xff {
+            i += 1;
+        }
+        let Some(&m) = b.get(i) else { return Err(truncated(fmt, "no frame header (SOF) before the end")) };
+        i += 1;
+        if m == 0xd8 || (0xd0..=0xd7).contains(&m) || m == 0x01 {
+            continue;
+        }
+        if m == 0xd9 || m == 0xda {
+            return Err(invalid(fmt, "no frame header (SOF) before the scan"));
+        }
+        let len = u16be(b, i).ok_or_else(|| truncated(fmt, "a marker segment is cut off"))? as usize;
+        if matches!(m, 0xc0..=0xcf) && !matches!(m, 0xc4 | 0xc8 | 0xcc) {
+            let h = u16be(b, i + 3).ok_or_else(|| truncated(fmt, "the frame header is cut off"))?;
+            let w = u16be(b, i + 5).ok_or_else(|| truncated(fmt, "the frame header is cut off"))?;
+            let nc = *b.get(i + 7).ok_or_else(|| truncated(fmt, "the frame header is cut off"))?;
+            let mode = match nc {
+                1 => "L",
+                3 => "RGB",
+                4 => "CMYK",
+                n => return Err(invalid(fmt, format!("{n} colour components"))),
+            };
+            if matches!(m, 0xc3 | 0xc7 | 0xcb | 0xcf) {
+                return Err(EngineError::Unsupported("image: lossless JPEG is not supported".into()));
+            }
+            let v: Vec<u8> = (0..nc as usize).filter_map(|c| b.get(i + 8 + 3 * c + 1).map(|f| f & 0x0f)).collect();
+            let vmax = v.iter().copied().max().unwrap_or(1);
+            return Ok((w, h, mode, v.iter().any(|&f| f != vmax)));
+        }
+        i += len;
+    }
+}
+
+fn webp_header(b: &[u8]) -> Result<(u32, u32, &'static str)> {
+    let fmt = Format::WebP;
+    let short = || truncated(fmt, "the header is incomplete");
+    let chunk = b.get(12..16).ok_or_else(short)?;
+    match chunk {
+        b"VP8X" => {
+            let flags = *b.get(20).ok_or_else(short)?;
+            let w = u24le(b, 24).ok_or_else(short)? + 1;
+            let h = u24le(b, 27).ok_or_else(short)? + 1;
+            if flags & 0x02 != 0 {
+                // Pillow opens animated WebP too (first frame); image-webp composes frames
+                // differently from libwebp's WebPAnimDecoder, so it is refused, not guessed.
+                return Err(EngineError::Unsupported("image: animated WebP is not supported".into()));
+            }
+            Ok((w, h, if flags & 0x10 != 0 { "RGBA" } else { "RGB" }))
+        }
+        b"VP8L" => {
+            if *b.get(20).ok_or_else(short)? != 0x2f {
+                return Err(invalid(fmt, "bad VP8L signature"));
+            }
+            let bits = u32le(b, 21).ok_or_else(short)?;
+            let w = (bits & 0x3fff) + 1;
+            let h = ((bits >> 14) & 0x3fff) + 1;
+            let alpha = (bits >> 28) & 1 == 1;
+            Ok((w, h, if alpha { "RGBA" } else { "RGB" }))
+        }
+        b"VP8 " => {
+            if b.get(23..26).ok_or_else(short)? != [0x9d, 0x01, 0x2a] {
+                return Err(invalid(fmt, "bad VP8 start code"));
+            }
+            let w = u16le(b, 26).ok_or_else(short)? & 0x3fff;
+            let h = u16le(b, 28).ok_or_else(short)? & 0x3fff;
+            Ok((w, h, "RGB"))
+        }
+        other => Err(invalid(fmt, format!("unknown first chunk {:?}", String::from_utf8_lossy(other)))),
+    }
+}
+
+struct BmpHeader {
+    width: u32,
+    height: u32,
+    mode: &'static str,
+}
+
+/// BmpImagePlugin's mode rules: 1/4/8 bits are P unless the palette is the identity grey
+/// ramp (then L, or 1 for two colours black/white); 16/24-bit RGB; 32-bit RGB unless its
+/// bitfields have an alpha mask.
+fn bmp_header(b: &[u8]) -> Result<BmpHeader> {
+    let fmt = Format::Bmp;
+    let short = || truncated(fmt, "the header is incomplete");
+    let hsize = u32le(b, 14).ok_or_else(short)?;
+    let (width, height, bits, compression, colors, pal_pad);
+    if hsize == 12 {
+        width = u16le(b, 18).ok_or_else(short)?;
+        height = u16le(b, 20).ok_or_else(short)?;
+        bits = u16le(b, 24).ok_or_else(short)?;
+        compression = 0;
+        colors = 0;
+        pal_pad = 3usize;
+    } else if hsize >= 40 {
+        width = u32le(b, 18).ok_or_else(short)? as i32 as i64 as u64 as u32;
+        let hh = u32le(b, 22).ok_or_else(short)? as i32;
+        height = hh.unsigned_abs();
+        bits = u16le(b, 28).ok_or_else(short)?;
+        compression = u32le(b, 30).ok_or_else(short)?;
+        colors = u32le(b, 46).ok_or_else(short)?;
+        pal_pad = 4usize;
+    } else {
+        return Err(EngineError::Unsupported(format!("image: BMP header size {hsize} is not supported")));
+    }
+    if (width as i32) < 0 {
+        return Err(invalid(fmt, "negative width"));
+    }
+    let mode = match bits {
+        1 | 4 | 8 => {
+            let colors = if colors == 0 { 1u32 << bits } else { colors };
+            if colors == 0 || colors > 65536 {
+                return Err(invalid(fmt, format!("palette of {colors} colours")));
+            }
+            let pal_at = 14 + hsize as usize;
+            let grey_ref: Vec<u8> = if colors == 2 { vec![0, 255] } else { (0..colors).map(|v| v as u8).collect() };
+            let mut grey = colors <= 256 || colors == 2;
+            for (i, &v) in grey_ref.iter().enumerate() {
+                let e = b.get(pal_at + i * pal_pad..pal_at + i * pal_pad + 3).ok_or_else(short)?;
+                if e != [v, v, v] {
+                    grey = false;
+                }
+            }
+            if grey {
+                if colors <= 2 {
+                    "1"
+                } else {
+                    "L"
+                }
+            } else {
+                "P"
+            }
+        }
+        16 | 24 => "RGB",
+        32 => {
+            // BI_BITFIELDS (3) with a non-zero alpha mask, or BI_ALPHABITFIELDS (6): RGBA.
+            let alpha_mask = if hsize >= 56 && compression == 3 { u32le(b, 54).unwrap_or(0) } else { 0 };
+            if alpha_mask != 0 || compression == 6 {
+                "RGBA"
+            } else {
+                "RGB"
+            }
+        }
+        other => return Err(EngineError::Unsupported(format!("image: BMP with {other} bits per pixel is not supported"))),
+    };
+    Ok(BmpHeader { width, height, mode })
+}
+
+/// Full decode. `max_alloc` bounds what the codecs may allocate.
+pub(crate) fn decode(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
+    match h.format {
+        Format::Png => decode_png(b, max_alloc),
+        Format::Jpeg => decode_jpeg(h, b),
+        Format::Gif => decode_gif(b, max_alloc),
+        Format::WebP => decode_webp(h, b, max_alloc),
+        Format::Bmp => decode_bmp(h, b, max_alloc),
+        Format::Tiff => decode_tiff(h, b, max_alloc),
+    }
+}
+
+fn u8px(width: u32, height: u32, px: Vec<u8>, mode: Mode8, nearest: bool) -> Decoded {
+    Decoded { width, height, pixels: Pixels::U8(px, mode), nearest }
+}
+
+fn expand_palette(indices: impl Iterator<Item = u8>, palette: &[u8], n: usize) -> Vec<u8> {
+    // Pillow's palette is 256 entries, zero-filled past the ones the file gives.
+    let mut lut = [[0u8; 3]; 256];
+    for (i, e) in palette.chunks_exact(3).take(256).enumerate() {
+        lut[i] = [e[0], e[1], e[2]];
+    }
+    let mut out = Vec::with_capacity(n * 3);
+    for i in indices.take(n) {
+        out.extend_from_slice(&lut[i as usize]);
+    }
+    out
+}
+
+fn decode_png(b: &[u8], max_alloc: u64) -> Result<Decoded> {
+    let fmt = Format::Png;
+    let limits = png::Limits { bytes: max_alloc.min(usize::MAX as u64) as usize };
+    let mut dec = png::Decoder::new_with_limits(Cursor::new(b), limits);
+    // IDENTITY: raw samples (palette indices, 16 bits, 1/2/4-bit packing), no gamma.
+    dec.set_transformations(png::Transformations::IDENTITY);
+    let mut r = dec.read_info().map_err(|e| png_err(e))?;
+    let info = r.info();
+    let (w, h) = (info.width, info.height);
+    let (depth, ctype) = (info.bit_depth as u8, info.color_type);
+    let palette = info.palette.as_ref().map(|p| p.to_vec());
+    let size = r.output_buffer_size().ok_or_else(|| EngineError::LimitExceeded(format!("image: PNG {w} x {h} is too large to decode")))?;
+    let mut buf = vec![0u8; size];
+    let fi = r.next_frame(&mut buf).map_err(png_err)?;
+    let line = fi.line_size;
+    let n = w as usize * h as usize;
+    let rows = || buf.chunks(line).take(h as usize);
+    // Sub-byte samples, MSB first, per row.
+    let unpack = |bits: usize| -> Vec<u8> {
+        let mut out = Vec::with_capacity(n);
+        let per = 8 / bits;
+        let mask = (1u8 << bits) - 1;
+        for row in rows() {
+            for x in 0..w as usize {
+                let byte = row[x / per];
+                out.push((byte >> (8 - bits * (x % per + 1))) & mask);
+            }
+        }
+        out
+    };
+    use png::ColorType as C;
+    Ok(match (depth, ctype) {
+        (1, C::Grayscale) => u8px(w, h, unpack(1).into_iter().map(|v| v * 255).collect(), Mode8::L, true),
+        (2, C::Grayscale) => u8px(w, h, unpack(2).into_iter().map(|v| v * 85).collect(), Mode8::L, false),
+        (4, C::Grayscale) => u8px(w, h, unpack(4).into_iter().map(|v| v * 17).collect(), Mode8::L, false),
+        (8, C::Grayscale) => u8px(w, h, rows().flat_map(|r| r[..w as usize].iter().copied()).collect(), Mode8::L, false),
+        (16, C::Grayscale) => {
+            let v = rows().flat_map(|r| r[..2 * w as usize].chunks_exact(2).map(|s| u16::from_be_bytes([s[0], s[1]]))).collect();
+            Decoded { width: w, height: h, pixels: Pixels::U16(v), nearest: false }
+        }
+        (8, C::Rgb) => u8px(w, h, rows().flat_map(|r| r[..3 * w as usize].iter().copied()).collect(), Mode8::Rgb, false),
+        // 16-bit samples: Pillow's RGB;16B / RGBA;16B / LA;16B unpackers keep the high byte.
+        (16, C::Rgb) => u8px(w, h, rows().flat_map(|r| r[..6 * w as usize].iter().step_by(2).copied()).collect(), Mode8::Rgb, false),
+        (bits @ (1 | 2 | 4 | 8), C::Indexed) => {
+            let pal = palette.ok_or_else(|| invalid(fmt, "palette image without PLTE"))?;
+            let idx = if bits == 8 { rows().flat_map(|r| r[..w as usize].iter().copied()).collect() } else { unpack(bits as usize) };
+            u8px(w, h, expand_palette(idx.into_iter(), &pal, n), Mode8::Rgb, true)
+        }
+        (8, C::GrayscaleAlpha) => u8px(w, h, rows().flat_map(|r| r[..2 * w as usize].iter().copied()).collect(), Mode8::La, false),
+        // 16-bit grey+alpha opens as RGBA in Pillow (LA;16B unpacked into RGBA).
+        (16, C::GrayscaleAlpha) => u8px(
+            w,
+            h,
+            rows().flat_map(|r| r[..4 * w as usize].chunks_exact(4).flat_map(|s| [s[0], s[0], s[0], s[2]])).collect(),
+            Mode8::Rgba,
+            false,
+        ),
+        (8, C::Rgba) => u8px(w, h, rows().flat_map(|r| r[..4 * w as usize].iter().copied()).collect(), Mode8::Rgba, false),
+        (16, C::Rgba) => u8px(w, h, rows().flat_map(|r| r[..8 * w as usize].iter().step_by(2).copied()).collect(), Mode8::Rgba, false),
+        (d, c) => return Err(invalid(fmt, format!("bit depth {d} with colour type {c:?}"))),
+    })
+}
+
+fn png_err(e: png::DecodingError) -> EngineError {
+    match e {
+        png::DecodingError::IoError(ref io) if io.kind() == std::io::ErrorKind::UnexpectedEof => truncated(Format::Png, e),
+        png::DecodingError::LimitsExceeded => EngineError::LimitExceeded("image: PNG decoding would exceed the memory limit".into()),
+        other => codec_err(Format::Png, other),
+    }
+}
+
+fn decode_jpeg(h: &Header, b: &[u8]) -> Result<Decoded> {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::colorspace::ColorSpace;
+    let fmt = Format::Jpeg;
+    if h.mode == "RGB" && jpeg_sof(b)?.3 {
+        return decode_jpeg_rgb(b);
+    }
+    let (out_cs, mode) = match h.mode {
+        "L" => (ColorSpace::Luma, Mode8::L),
+        "CMYK" => (ColorSpace::CMYK, Mode8::Cmyk),
+        _ => (ColorSpace::RGB, Mode8::Rgb),
+    };
+    let opts = zune_core::options::DecoderOptions::default()
+        .jpeg_set_out_colorspace(out_cs)
+        // Strict: a truncated or corrupt stream is an error, as in Pillow (which raises
+        // "image file is truncated"), not grey filler.
+        .set_strict_mode(true)
+        .set_max_width(usize::MAX)
+        .set_max_height(usize::MAX);
+    let mut d = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(b), opts);
+    let mut px = d.decode().map_err(|e| codec_err(fmt, e))?;
+    let info = d.info().ok_or_else(|| invalid(fmt, "no image information after decoding"))?;
+    let (w, hh) = (info.width as u32, info.height as u32);
+    if px.len() != w as usize * hh as usize * mode.bands() {
+        return Err(invalid(fmt, format!("decoder returned {} bytes for {w} x {hh} {:?}", px.len(), mode)));
+    }
+    if mode == Mode8::Cmyk {
+        // Pillow reads every 4-channel JPEG with rawmode "CMYK;I" (Adobe convention:
+        // inverted samples); zune-jpeg returns the samples as stored.
+        px.iter_mut().for_each(|v| *v = 255 - *v);
+    }
+    Ok(u8px(w, hh, px, mode, false))
+}
+
+/// JPEGs with vertically subsampled chroma (4:2:0) through jpeg-decoder: its chroma
+/// upsampling is libjpeg's "fancy" triangle filter on 8-bit planes, close to libjpeg-turbo's
+/// (zune-jpeg rounds its vertical and horizontal passes separately and lands up to 4-5
+/// levels away). Without vertical subsampling zune-jpeg is the closer of the two.
+fn decode_jpeg_rgb(b: &[u8]) -> Result<Decoded> {
+    let fmt = Format::Jpeg;
+    let mut d = jpeg_decoder::Decoder::new(Cursor::new(b));
+    let px = d.decode().map_err(|e| codec_err(fmt, e))?;
+    let info = d.info().ok_or_else(|| invalid(fmt, "no image information after decoding"))?;
+    let (w, h) = (info.width as u32, info.height as u32);
+    if info.pixel_format != jpeg_decoder::PixelFormat::RGB24 || px.len() != w as usize * h as usize * 3 {
+        return Err(invalid(fmt, format!("decoder returned {:?} for a 3-component image", info.pixel_format)));
+    }
+    Ok(u8px(w, h, px, Mode8::Rgb, false))
+}
+
+/// The first frame as Pillow 13 `GifImagePlugin` builds it: canvas = logical screen grown to
+/// the frame's extent; filled with the transparency index if the frame has one, else 0;
+/// mode P with the local (else global) palette, or L when that palette is the identity grey
+/// ramp or absent.
+fn decode_gif(b: &[u8], max_alloc: u64) -> Result<Decoded> {
+    let fmt = Format::Gif;
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::Indexed);
+    opts.set_memory_limit(gif::MemoryLimit::Bytes(std::num::NonZeroU64::new(max_alloc.max(1)).unwrap_or(std::num::NonZeroU64::MIN)));
+    opts.check_frame_consistency(false);
+    let mut d = opts.read_info(Cursor::new(b)).map_err(|e| codec_err(fmt, e))?;
+    let (sw, sh) = (d.width() as u32, d.height() as u32);
+    let global = d.global_palette().map(|p| p.to_vec());
+    let frame = d
+        .read_next_frame()
+        .map_err(|e| codec_err(fmt, e))?
+        .ok_or_else(|| invalid(fmt, "image not found in GIF frame"))?;
+    let (x0, y0, fw, fh) = (frame.left as u32, frame.top as u32, frame.width as u32, frame.height as u32);
+    let (w, h) = (sw.max(x0 + fw), sh.max(y0 + fh));
+    let is_grey_ramp = |p: &[u8]| p.chunks_exact(3).enumerate().all(|(i, e)| e[0] as usize == i && e[1] as usize == i && e[2] as usize == i);
+    let palette = match &frame.palette {
+        Some(local) => (!is_grey_ramp(local)).then(|| local.clone()),
+        None => global.filter(|g| !is_grey_ramp(g)),
+    };
+    let n = w as usize * h as usize;
+    if (n as u64).saturating_mul(if palette.is_some() { 4 } else { 1 }) > max_alloc {
+        return Err(EngineError::LimitExceeded(format!("image: GIF canvas {w} x {h} exceeds the memory limit")));
+    }
+    let mut idx = vec![frame.transparent.unwrap_or(0); n];
+    let buf = &frame.buffer;
+    if buf.len() < fw as usize * fh as usize {
+        return Err(truncated(fmt, "the first frame has fewer pixels than its size"));
+    }
+    for y in 0..fh as usize {
+        let dst = (y0 as usize + y) * w as usize + x0 as usize;
+        idx[dst..dst + fw as usize].copy_from_slice(&buf[y * fw as usize..(y + 1) * fw as usize]);
+    }
+    Ok(match palette {
+        Some(p) => u8px(w, h, expand_palette(idx.into_iter(), &p, n), Mode8::Rgb, true),
+        None => u8px(w, h, idx, Mode8::L, false),
+    })
+}
+
+pub(crate) fn gif_mode_and_size(b: &[u8]) -> Result<(u32, u32, &'static str)> {
+    let fmt = Format::Gif;
+    let mut opts = gif::DecodeOptions::new();
+    opts.set_color_output(gif::ColorOutput::Indexed);
+    opts.check_frame_consistency(false);
+    let mut d = opts.read_info(Cursor::new(b)).map_err(|e| codec_err(fmt, e))?;
+    let (sw, sh) = (d.width() as u32, d.height() as u32);
+    let global = d.global_palette().map(|p| p.to_vec());
+    let f = d.next_frame_info().map_err(|e| codec_err(fmt, e))?.ok_or_else(|| invalid(fmt, "image not found in GIF frame"))?;
+    let is_grey_ramp = |p: &[u8]| p.chunks_exact(3).enumerate().all(|(i, e)| e[0] as usize == i && e[1] as usize == i && e[2] as usize == i);
+    let p = match &f.palette {
+        Some(local) => !is_grey_ramp(local),
+        None => global.is_some_and(|g| !is_grey_ramp(&g)),
+    };
+    Ok((sw.max(f.left as u32 + f.width as u32), sh.max(f.top as u32 + f.height as u32), if p { "P" } else { "L" }))
+}
+
+fn decode_webp(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
+    let fmt = Format::WebP;
+    // The RIFF size says how long the file must be; shorter is a cut-off file.
+    if let Some(riff) = u32le(b, 4) {
+        if (riff as u64 + 8) > b.len() as u64 {
+            return Err(truncated(fmt, format!("RIFF says {} bytes, got {}", riff as u64 + 8, b.len())));
+        }
+    }
+    let mut d = image_webp::WebPDecoder::new(Cursor::new(b)).map_err(|e| codec_err(fmt, e))?;
+    d.set_memory_limit(max_alloc.min(usize::MAX as u64) as usize);
+    let (w, hh) = d.dimensions();
+    let alpha = d.has_alpha();
+    let size = d.output_buffer_size().ok_or_else(|| EngineError::LimitExceeded(format!("image: WebP {w} x {hh} is too large")))?;
+    let mut buf = vec![0u8; size];
+    d.read_image(&mut buf).map_err(|e| codec_err(fmt, e))?;
+    let mode = if alpha { Mode8::Rgba } else { Mode8::Rgb };
+    if h.mode == "RGBA" && !alpha {
+        // Header says alpha but the decoder has none: Pillow would still say RGBA with
+        // alpha 255; same pixels after convert('RGB'), except the resize path.
+        let rgba = buf.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+        return Ok(u8px(w, hh, rgba, Mode8::Rgba, false));
+    }
+    Ok(u8px(w, hh, buf, mode, false))
+}
+
+fn decode_bmp(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
+    let fmt = Format::Bmp;
+    let mut r = image::ImageReader::with_format(Cursor::new(b), image::ImageFormat::Bmp);
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(max_alloc);
+    r.limits(limits);
+    let img = r.decode().map_err(|e| match e {
+        image::ImageError::Limits(l) => EngineError::LimitExceeded(format!("image: BMP decoding exceeds a limit ({l})")),
+        other => codec_err(fmt, other),
+    })?;
+    let (w, hh) = (img.width(), img.height());
+    Ok(match h.mode {
+        "RGBA" => u8px(w, hh, img.into_rgba8().into_raw(), Mode8::Rgba, false),
+        "L" => u8px(w, hh, img.into_luma8().into_raw(), Mode8::L, false),
+        // The identity grey palette (L) and black/white (1): the RGB expansion is grey.
+        "1" => u8px(w, hh, img.into_rgb8().into_raw().chunks_exact(3).map(|p| p[0]).collect(), Mode8::L, true),
+        "P" => u8px(w, hh, img.into_rgb8().into_raw(), Mode8::Rgb, true),
+        _ => u8px(w, hh, img.into_rgb8().into_raw(), Mode8::Rgb, false),
+    })
+}
+
+fn decode_tiff(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
+    let fmt = Format::Tiff;
+    let mut limits = tiff::decoder::Limits::default();
+    limits.decoding_buffer_size = max_alloc.min(usize::MAX as u64) as usize;
+    limits.intermediate_buffer_size = max_alloc.min(usize::MAX as u64) as usize;
+    let mut d = tiff::decoder::Decoder::new(Cursor::new(b)).map_err(|e| codec_err(fmt, e))?.with_limits(limits);
+    let (w, hh) = d.dimensions().map_err(|e| codec_err(fmt, e))?;
+    let res = d.read_image().map_err(|e| match e {
+        tiff::TiffError::LimitsExceeded => EngineError::LimitExceeded("image: TIFF decoding would exceed the memory limit".into()),
+        other => codec_err(fmt, other),
+    })?;
+    use tiff::decoder::DecodingResult as R;
+    let n = w as usize * hh as usize;
+    let bad = || invalid(fmt, "sample buffer does not match the image size");
+    Ok(match (h.mode, res) {
+        ("I;16", R::U16(v)) if v.len() >= n => Decoded { width: w, height: hh, pixels: Pixels::U16(v[..n].to_vec()), nearest: false },
+        ("1", R::U8(v)) => {
+            // tiff returns packed 1-bit rows; BlackIsZero assumed (WhiteIsZero is inverted by Pillow).
+            let row = (w as usize).div_ceil(8);
+            if v.len() < row * hh as usize {
+                return Err(bad());
+            }
+            let mut out = Vec::with_capacity(n);
+            for y in 0..hh as usize {
+                for x in 0..w as usize {
+                    out.push(((v[y * row + x / 8] >> (7 - x % 8)) & 1) * 255);
+                }
+            }
+            u8px(w, hh, out, Mode8::L, true)
+        }
+        ("L", R::U8(v)) if v.len() >= n => u8px(w, hh, v[..n].to_vec(), Mode8::L, false),
+        ("LA", R::U8(v)) if v.len() >= 2 * n => u8px(w, hh, v[..2 * n].to_vec(), Mode8::La, false),
+        ("RGB", R::U8(v)) if v.len() >= 3 * n => u8px(w, hh, v[..3 * n].to_vec(), Mode8::Rgb, false),
+        ("RGB", R::U16(v)) if v.len() >= 3 * n => u8px(w, hh, v[..3 * n].iter().map(|s| (s >> 8) as u8).collect(), Mode8::Rgb, false),
+        ("RGBA", R::U8(v)) if v.len() >= 4 * n => u8px(w, hh, v[..4 * n].to_vec(), Mode8::Rgba, false),
+        ("RGBA", R::U16(v)) if v.len() >= 4 * n => u8px(w, hh, v[..4 * n].iter().map(|s| (s >> 8) as u8).collect(), Mode8::Rgba, false),
+        ("CMYK", R::U8(v)) if v.len() >= 4 * n => u8px(w, hh, v[..4 * n].to_vec(), Mode8::Cmyk, false),
+        (mode, _) => return Err(EngineError::Unsupported(format!("image: TIFF mode {mode} with this sample layout is not supported"))),
+    })
+}
