@@ -4,8 +4,10 @@
 //! process; runtime facts; micro-benchmarks); the model towers build on it.
 
 pub mod config;
+pub mod conv;
 pub mod engine;
 pub mod error;
+pub mod fastvit;
 pub mod microbench;
 pub mod nn;
 pub mod npy;

@@ -1,0 +1,370 @@
+//! Inference-form FastViT blocks on MLX (NHWC), built from reparameterized host kernels.
+//!
+//! Folds done here beyond timm's `reparameterize_model` (all exact algebra, f64 on the host):
+//! - ConvMlp: the 7x7 depthwise conv's BatchNorm goes into the conv (kernel and a new bias);
+//! - layer scales: gamma_2 (and gamma_1 of attention blocks) multiply the rows and bias of the
+//!   branch's last linear map (ConvMlp fc2, attention proj), so no separate multiply runs;
+//! - attention-block BatchNorm (MCi0/2): BN(x) = s*x + t is affine per channel and feeds only
+//!   the bias-free qkv Linear, so qkv(BN(x)) = (W diag s) x + W t: one Linear with bias.
+//!   The LayerNorm2d of MCi3/4 normalises per pixel and stays a LayerNorm.
+
+use mlx_rs::Array;
+
+use super::modules::{Module, Plan};
+use super::reparam::ConvKernel;
+use super::spec::{AttnNorm, HEAD_DIM, NORM_EPS};
+use crate::conv;
+use crate::error::{EngineError, Result};
+use crate::nn::{self, Linear, Norm};
+use crate::weights::Weights;
+
+fn arr(v: &[f32], shape: &[usize]) -> Array {
+    Array::from_slice(v, &shape.iter().map(|&d| d as i32).collect::<Vec<_>>())
+}
+
+fn f32s(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+fn bad(what: String) -> EngineError {
+    EngineError::Model(format!("FastViT: {what}"))
+}
+
+/// Depthwise conv (channel multiplier m = out / in), with bias.
+pub struct Dw {
+    w: Array,
+    b: Array,
+    stride: usize,
+}
+
+impl Dw {
+    pub fn new(kern: &ConvKernel, cin: usize, stride: usize) -> Result<Dw> {
+        if kern.cin_g != 1 || cin == 0 || kern.out % cin != 0 {
+            return Err(bad(format!("kernel {}x{} is not depthwise over {cin} channels", kern.out, kern.cin_g)));
+        }
+        let w = conv::depthwise_taps(&kern.w_f32(), cin, kern.out / cin, kern.k)?;
+        Ok(Dw { w, b: arr(&kern.b_f32(), &[kern.out]), stride })
+    }
+
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        conv::depthwise(x, &self.w, Some(&self.b), self.stride)
+    }
+
+    fn params(&self) -> Vec<&Array> {
+        vec![&self.w, &self.b]
+    }
+}
+
+/// A 1x1 full conv as a Linear (from a [out, in, 1, 1] kernel).
+pub fn pointwise(kern: &ConvKernel) -> Result<Linear> {
+    if kern.k != 1 {
+        return Err(bad(format!("expected a 1x1 kernel, got {0}x{0}", kern.k)));
+    }
+    Linear::from_torch(arr(&kern.w_f32(), &[kern.out, kern.cin_g]), Some(arr(&kern.b_f32(), &[kern.out])))
+}
+
+/// Dense k x k conv (stem.0) as im2col + GEMM.
+pub struct Dense {
+    w: Array,
+    b: Array,
+    k: usize,
+    stride: usize,
+}
+
+impl Dense {
+    pub fn new(kern: &ConvKernel, stride: usize) -> Result<Dense> {
+        let w = conv::dense_im2col(&kern.w_f32(), kern.out, kern.cin_g, kern.k)?;
+        Ok(Dense { w, b: arr(&kern.b_f32(), &[kern.out]), k: kern.k, stride })
+    }
+
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        conv::dense(x, &self.w, Some(&self.b), self.k, self.stride)
+    }
+}
+
+/// Squeeze-excite (timm SEModule): mean over H, W; fc1 + ReLU; fc2; sigmoid gate.
+pub struct Se {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Se {
+    pub fn load(plan: &Plan, w: &Weights, p: &str) -> Result<Se> {
+        let lin = |name: &str| -> Result<Linear> {
+            let key = format!("{p}.{name}.weight");
+            let s = plan.shape(&key)?.to_vec();
+            Linear::from_torch(arr(&plan.vec(w, &key)?, &s[..2]), Some(arr(&plan.vec(w, &format!("{p}.{name}.bias"))?, &s[..1])))
+        };
+        Ok(Se { fc1: lin("fc1")?, fc2: lin("fc2")? })
+    }
+
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        let (n, c) = (x.shape()[0], x.shape()[3]);
+        let s = x.mean_axes(&[1, 2], false)?;
+        let s = mlx_rs::ops::maximum(&self.fc1.forward(&s)?, &Array::from_f32(0.0))?;
+        let g = mlx_rs::ops::sigmoid(&self.fc2.forward(&s)?)?;
+        Ok(x.multiply(&g.reshape(&[n, 1, 1, c])?)?)
+    }
+
+    fn params(&self) -> Vec<&Array> {
+        let mut v = self.fc1.arrays();
+        v.extend(self.fc2.arrays());
+        v
+    }
+}
+
+/// Reads `key` (shape [rows, cols, 1, 1] or [rows, cols]) and returns it as f64 rows with its
+/// bias, each row o scaled by `gamma[o]` when given.
+fn scaled_linear(plan: &Plan, w: &Weights, wkey: &str, bkey: &str, gamma: Option<&[f32]>) -> Result<Linear> {
+    let s = plan.shape(wkey)?.to_vec();
+    let (rows, cols) = (s[0], s[1]);
+    let mut wv = plan.vec(w, wkey)?;
+    let mut bv = plan.vec(w, bkey)?;
+    if let Some(g) = gamma {
+        for o in 0..rows {
+            let go = g[o] as f64;
+            wv[o * cols..(o + 1) * cols].iter_mut().for_each(|v| *v = (*v as f64 * go) as f32);
+            bv[o] = (bv[o] as f64 * go) as f32;
+        }
+    }
+    Linear::from_torch(arr(&wv, &[rows, cols]), Some(arr(&bv, &[rows])))
+}
+
+/// ConvMlp with its BN folded into the 7x7 conv and the block's layer scale into fc2.
+pub struct Mlp {
+    conv: Dw,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Mlp {
+    /// `b`: the block prefix; `gamma_key`: the layer scale that multiplies this branch.
+    pub fn load(plan: &Plan, w: &Weights, b: &str, dim: usize, gamma_key: &str) -> Result<Mlp> {
+        let ck = format!("{b}.mlp.conv.conv.weight");
+        let s = plan.shape(&ck)?.to_vec();
+        let kern = ConvKernel::conv_bn(&plan.vec(w, &ck)?, &plan.bn(w, &format!("{b}.mlp.conv.bn"))?, 1, s[2])?;
+        let gamma = plan.vec(w, gamma_key)?;
+        Ok(Mlp {
+            conv: Dw::new(&kern, dim, 1)?,
+            fc1: scaled_linear(plan, w, &format!("{b}.mlp.fc1.weight"), &format!("{b}.mlp.fc1.bias"), None)?,
+            fc2: scaled_linear(plan, w, &format!("{b}.mlp.fc2.weight"), &format!("{b}.mlp.fc2.bias"), Some(&gamma))?,
+        })
+    }
+
+    /// gamma * ConvMlp(x) (the residual add is the caller's).
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        let y = self.conv.forward(x)?;
+        let h = nn::gelu(&conv::pointwise(&y, &self.fc1)?)?;
+        conv::pointwise(&h, &self.fc2)
+    }
+
+    fn params(&self) -> Vec<&Array> {
+        let mut v = self.conv.params();
+        v.extend(self.fc1.arrays());
+        v.extend(self.fc2.arrays());
+        v
+    }
+}
+
+pub enum Block {
+    /// x = mixer(x) (RepMixer with its residual inside); x += gamma * ConvMlp(x).
+    RepMixer { mixer: Dw, mlp: Mlp },
+    /// x += gamma_1 * Attn(norm(x)); x += gamma_2 * ConvMlp(x).
+    Attention { ln: Option<Norm>, qkv: Linear, proj: Linear, heads: i32, mlp: Mlp },
+}
+
+impl Block {
+    pub fn load_repmixer(plan: &Plan, w: &Weights, mixer: &Module, b: &str, dim: usize) -> Result<Block> {
+        Ok(Block::RepMixer {
+            mixer: Dw::new(&plan.kernel(w, mixer)?, dim, 1)?,
+            mlp: Mlp::load(plan, w, b, dim, &format!("{b}.layer_scale.gamma"))?,
+        })
+    }
+
+    pub fn load_attention(plan: &Plan, w: &Weights, b: &str, dim: usize, norm: AttnNorm) -> Result<Block> {
+        if dim % HEAD_DIM != 0 {
+            return Err(bad(format!("{b}: width {dim} is not a multiple of the head dim {HEAD_DIM}")));
+        }
+        let qkv_w = plan.vec(w, &format!("{b}.token_mixer.qkv.weight"))?;
+        let (qkv, ln) = match norm {
+            AttnNorm::BatchNorm => {
+                let (s, t) = plan.bn(w, &format!("{b}.norm"))?.scale_shift();
+                let mut wf = vec![0f32; 3 * dim * dim];
+                let mut bias = vec![0f64; 3 * dim];
+                for o in 0..3 * dim {
+                    for c in 0..dim {
+                        let v = qkv_w[o * dim + c] as f64;
+                        wf[o * dim + c] = (v * s[c]) as f32;
+                        bias[o] += v * t[c];
+                    }
+                }
+                (Linear::from_torch(arr(&wf, &[3 * dim, dim]), Some(arr(&f32s(&bias), &[3 * dim])))?, None)
+            }
+            AttnNorm::LayerNorm => (
+                Linear::from_torch(arr(&qkv_w, &[3 * dim, dim]), None)?,
+                Some(Norm::layer(
+                    arr(&plan.vec(w, &format!("{b}.norm.weight"))?, &[dim]),
+                    arr(&plan.vec(w, &format!("{b}.norm.bias"))?, &[dim]),
+                    NORM_EPS,
+                )),
+            ),
+        };
+        let g1 = plan.vec(w, &format!("{b}.layer_scale_1.gamma"))?;
+        Ok(Block::Attention {
+            ln,
+            qkv,
+            proj: scaled_linear(plan, w, &format!("{b}.token_mixer.proj.weight"), &format!("{b}.token_mixer.proj.bias"), Some(&g1))?,
+            heads: (dim / HEAD_DIM) as i32,
+            mlp: Mlp::load(plan, w, b, dim, &format!("{b}.layer_scale_2.gamma"))?,
+        })
+    }
+
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        match self {
+            Block::RepMixer { mixer, mlp } => {
+                let x = mixer.forward(x)?;
+                Ok(x.add(&mlp.forward(&x)?)?)
+            }
+            Block::Attention { ln, qkv, proj, heads, mlp } => {
+                let s = x.shape();
+                let (n, h, wd, c) = (s[0], s[1], s[2], s[3]);
+                let l = h * wd;
+                let t = x.reshape(&[n, l, c])?;
+                let t = match ln {
+                    Some(norm) => norm.forward(&t)?,
+                    None => t,
+                };
+                let hd = HEAD_DIM as i32;
+                let qkv = qkv.forward(&t)?.reshape(&[n, l, 3, *heads, hd])?.transpose_axes(&[2, 0, 3, 1, 4])?;
+                let pick = |i: i32| qkv.take_axis(&Array::from_int(i), 0);
+                let att = nn::attention(&pick(0)?, &pick(1)?, &pick(2)?, false)?;
+                let att = att.transpose_axes(&[0, 2, 1, 3])?.reshape(&[n, l, c])?;
+                let x = x.add(&proj.forward(&att)?.reshape(&[n, h, wd, c])?)?;
+                Ok(x.add(&mlp.forward(&x)?)?)
+            }
+        }
+    }
+
+    pub fn params(&self) -> Vec<&Array> {
+        match self {
+            Block::RepMixer { mixer, mlp } => {
+                let mut v = mixer.params();
+                v.extend(mlp.params());
+                v
+            }
+            Block::Attention { ln, qkv, proj, mlp, .. } => {
+                let mut v = qkv.arrays();
+                v.extend(proj.arrays());
+                v.extend(mlp.params());
+                if let Some(n) = ln {
+                    v.extend(n.arrays());
+                }
+                v
+            }
+        }
+    }
+}
+
+/// PatchEmbed: ReparamLargeKernelConv 7x7 stride 2 (channel multiplier 2) + SE? + GELU, then
+/// MobileOne 1x1 + GELU.
+pub struct Downsample {
+    lk: Dw,
+    se: Option<Se>,
+    pw: Linear,
+}
+
+impl Downsample {
+    pub fn load(plan: &Plan, w: &Weights, lk: &Module, pw: &Module, cin: usize, has_se: bool) -> Result<Downsample> {
+        Ok(Downsample {
+            lk: Dw::new(&plan.kernel(w, lk)?, cin, 2)?,
+            se: if has_se { Some(Se::load(plan, w, &format!("{}.se", lk.prefix))?) } else { None },
+            pw: pointwise(&plan.kernel(w, pw)?)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        let mut y = self.lk.forward(x)?;
+        if let Some(se) = &self.se {
+            y = se.forward(&y)?;
+        }
+        let y = nn::gelu(&y)?;
+        nn::gelu(&conv::pointwise(&y, &self.pw)?)
+    }
+
+    pub fn params(&self) -> Vec<&Array> {
+        let mut v = self.lk.params();
+        if let Some(se) = &self.se {
+            v.extend(se.params());
+        }
+        v.extend(self.pw.arrays());
+        v
+    }
+}
+
+/// Stem: MobileOne 3x3 s2 dense, 3x3 s2 depthwise, 1x1; GELU after each.
+pub struct Stem {
+    c0: Dense,
+    c1: Dw,
+    c2: Linear,
+}
+
+impl Stem {
+    pub fn load(plan: &Plan, w: &Weights, m: [&Module; 3], c0: usize) -> Result<Stem> {
+        Ok(Stem {
+            c0: Dense::new(&plan.kernel(w, m[0])?, 2)?,
+            c1: Dw::new(&plan.kernel(w, m[1])?, c0, 2)?,
+            c2: pointwise(&plan.kernel(w, m[2])?)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        let x = nn::gelu(&self.c0.forward(x)?)?;
+        let x = nn::gelu(&self.c1.forward(&x)?)?;
+        nn::gelu(&conv::pointwise(&x, &self.c2)?)
+    }
+
+    pub fn params(&self) -> Vec<&Array> {
+        let mut v = vec![&self.c0.w, &self.c0.b];
+        v.extend(self.c1.params());
+        v.extend(self.c2.arrays());
+        v
+    }
+}
+
+/// final_conv (MobileOne 3x3 depthwise, multiplier 2, SE, GELU), global average pool, head.fc.
+pub struct Head {
+    conv: Dw,
+    se: Se,
+    fc: Linear,
+}
+
+impl Head {
+    pub fn load(plan: &Plan, w: &Weights, final_conv: &Module, cin: usize, head_prefix: &str) -> Result<Head> {
+        Ok(Head {
+            conv: Dw::new(&plan.kernel(w, final_conv)?, cin, 1)?,
+            se: Se::load(plan, w, &format!("{}.se", final_conv.prefix))?,
+            fc: scaled_linear(plan, w, &format!("{head_prefix}.fc.weight"), &format!("{head_prefix}.fc.bias"), None)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Array) -> Result<Array> {
+        let y = nn::gelu(&self.se.forward(&self.conv.forward(x)?)?)?;
+        self.fc.forward(&y.mean_axes(&[1, 2], false)?)
+    }
+
+    pub fn params(&self) -> Vec<&Array> {
+        let mut v = self.conv.params();
+        v.extend(self.se.params());
+        v.extend(self.fc.arrays());
+        v
+    }
+}
+
+/// Depthwise conv of a reparameterizable module (RepCPE, RepMixer) as a standalone layer.
+pub fn dw_module(plan: &Plan, w: &Weights, m: &Module, cin: usize, stride: usize) -> Result<Dw> {
+    Dw::new(&plan.kernel(w, m)?, cin, stride)
+}
+
+pub fn dw_params(d: &Dw) -> Vec<&Array> {
+    d.params()
+}
