@@ -20,6 +20,10 @@ pub enum Device {
 pub static DEVICE: GucSetting<Device> = GucSetting::<Device>::new(Device::Cpu);
 pub static MODEL_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16);
+/// Pillow's own decompression-bomb threshold (Image.MAX_IMAGE_PIXELS, where it warns).
+pub const DEFAULT_MAX_IMAGE_PIXELS: i32 = 89_478_485;
+pub static MAX_IMAGE_PIXELS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_IMAGE_PIXELS);
+pub static MAX_IMAGE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(128 * 1024 * 1024);
 
 pub fn register() {
     GucRegistry::define_enum_guc(
@@ -49,6 +53,28 @@ Superuser only: the server reads these files. Loaded on first use in each sessio
         GucContext::Userset,
         GucFlags::default(),
     );
+    // Superuser-only: the limits bound how much memory one call may make the backend
+    // allocate, and a failed allocation aborts the backend instead of raising an error.
+    GucRegistry::define_int_guc(
+        c"mobileclip.max_image_pixels",
+        c"Largest image (width x height, from the file header) clip_embed_image accepts.",
+        c"Checked before the image is decoded (decompression bombs). Default: Pillow's MAX_IMAGE_PIXELS.",
+        &MAX_IMAGE_PIXELS,
+        1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"mobileclip.max_image_bytes",
+        c"Largest encoded image (bytea length) clip_embed_image accepts.",
+        c"Checked before anything is decoded.",
+        &MAX_IMAGE_BYTES,
+        1,
+        1024 * 1024 * 1024 - 1,
+        GucContext::Suset,
+        GucFlags::UNIT_BYTE,
+    );
     // SAFETY: called from _PG_init with a static NUL-terminated name.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"mobileclip".as_ptr()) };
 }
@@ -66,6 +92,13 @@ pub fn model_path() -> Option<String> {
         .get()
         .map(|c| c.to_string_lossy().into_owned())
         .filter(|s| !s.trim().is_empty())
+}
+
+pub fn image_limits() -> mobileclip_engine::preprocess::ImageLimits {
+    mobileclip_engine::preprocess::ImageLimits {
+        max_pixels: MAX_IMAGE_PIXELS.get().max(1) as u64,
+        max_bytes: MAX_IMAGE_BYTES.get().max(1) as usize,
+    }
 }
 
 pub fn batch_size() -> usize {

@@ -96,6 +96,37 @@ fn clip_embed_texts(inputs: Array<'_, &str>) -> Vec<Option<Vector>> {
     items.iter().map(|item| item.and_then(|_| embedded.next().map(Vector))).collect()
 }
 
+/// The MobileCLIP2 image embedding of an encoded image file (JPEG, PNG, GIF, WebP, BMP,
+/// TIFF), L2-normalised, as open_clip's `encode_image(preprocess(PIL.Image.open(file)),
+/// normalize=True)`: resize and crop exactly as PIL/torchvision do, no EXIF rotation.
+/// Limits: mobileclip.max_image_bytes, mobileclip.max_image_pixels (checked from the header).
+#[pg_extern(stable, strict, parallel_safe, cost = 1000000)]
+fn clip_embed_image(image: &[u8]) -> Vector {
+    let loaded = backend_engine::engine().or_raise();
+    let v = loaded
+        .engine
+        .embed_images_with(&[Some(image)], 1, &guc::image_limits(), &mut || { pgrx::check_for_interrupts!(); })
+        .or_raise();
+    Vector(v.into_iter().flatten().next().unwrap_or_default())
+}
+
+/// Image embeddings of every element, in order, batched (`mobileclip.batch_size` per MLX
+/// batch); a NULL element gives a NULL vector. One unusable image fails the call, naming it.
+#[pg_extern(stable, strict, parallel_safe, cost = 1000000)]
+fn clip_embed_images(images: Array<'_, &[u8]>) -> Vec<Option<Vector>> {
+    let loaded = backend_engine::engine().or_raise();
+    let items: Vec<Option<&[u8]>> = images.iter().collect();
+    loaded
+        .engine
+        .embed_images_with(&items, guc::batch_size(), &guc::image_limits(), &mut || {
+            pgrx::check_for_interrupts!();
+        })
+        .or_raise()
+        .into_iter()
+        .map(|v| v.map(Vector))
+        .collect()
+}
+
 /// The model this session uses: loads it if needed (a warm-up) and describes it.
 #[pg_extern(volatile, parallel_safe)]
 fn clip_load() -> JsonB {
@@ -124,6 +155,12 @@ fn model_json(l: &backend_engine::Loaded, loaded: bool) -> serde_json::Value {
         "load_ms": l.load_ms,
         "embed_dim": cfg.model_cfg.embed_dim,
         "image_model": cfg.vision().timm_model_name,
+        "image": {
+            "size": l.engine.image_preprocess().size,
+            "interpolation": l.engine.image_preprocess().interpolation,
+            "mean": l.engine.image_preprocess().mean,
+            "std": l.engine.image_preprocess().std,
+        },
         "text": {
             "width": t.width, "heads": t.heads, "layers": t.layers,
             "context_length": t.context_length, "vocab_size": t.vocab_size,

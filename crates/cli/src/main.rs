@@ -10,7 +10,7 @@ use mobileclip_engine::random_model::{compare, write_model_dir};
 use mobileclip_engine::{microbench, runtime, Engine, LoadOptions};
 
 #[derive(Parser)]
-#[command(name = "mobileclip", version, about = "MobileCLIP2 on MLX: runtime info, benchmarks")]
+#[command(name = "mobileclip", version, about = "MobileCLIP2 on MLX: embeddings, preprocessing, parity, benchmarks")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -31,6 +31,25 @@ enum Cmd {
         #[arg(required = true)]
         text: Vec<String>,
     },
+    /// Image embeddings (L2-normalised) as JSON: one array per FILE (JPEG, PNG, GIF, WebP, BMP, TIFF).
+    EmbedImage {
+        /// Model directory (Hugging Face timm/MobileCLIP2-<V>-OpenCLIP layout).
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// The normalised pixel tensors open_clip's eval transform makes of each FILE, as one
+    /// float32 .npy of shape [N, 3, S, S] (NCHW, like the reference).
+    Preprocess {
+        #[arg(long)]
+        model: PathBuf,
+        /// Output .npy file.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Writes a random-weight model directory ("mcrand v1", tests/reference/RANDOM_WEIGHTS.md)
     /// in the Hugging Face layout, identical to the one the reference fixtures were made from.
     RandomModel {
@@ -43,12 +62,14 @@ enum Cmd {
         /// The repository's tests/fixtures directory.
         #[arg(long, default_value = "tests/fixtures")]
         fixtures: PathBuf,
-        /// Only the text tower's tensors (and logit_scale): a smaller file for text tests.
+        /// Only the text tower's tensors (and logit_scale). Such a file does not load (the image
+        /// tower is missing); it is for testing that error.
         #[arg(long)]
         text_only: bool,
     },
     /// Parity with open_clip: rebuilds each random-weight model and compares this engine's
-    /// text embeddings with the committed open_clip outputs (tests/fixtures/models/text_<V>.json).
+    /// text and image embeddings with the committed open_clip outputs
+    /// (tests/fixtures/models/text_<V>.json, image_<V>.json).
     Parity {
         /// Variants (default: all six).
         #[arg(long, value_delimiter = ',', default_value = "S0,S2,B,S3,S4,L-14")]
@@ -78,6 +99,19 @@ enum BenchWhat {
         #[arg(long, default_value_t = 9)]
         runs: usize,
     },
+    /// The image tower (normalised pixels -> normalised embeddings) at the given batch sizes,
+    /// and the preprocessing of one file (decode, resize, crop, normalise); JSON out.
+    Image {
+        #[arg(long)]
+        model: PathBuf,
+        /// The image whose pixels are used (repeated to fill a batch).
+        #[arg(long, default_value = "tests/fixtures/images/src/jpeg_420.jpg")]
+        image: PathBuf,
+        #[arg(long, value_delimiter = ',', default_value = "1,16")]
+        batches: Vec<usize>,
+        #[arg(long, default_value_t = 9)]
+        runs: usize,
+    },
     /// MLX building blocks (matmul, conv2d, depthwise, attention) next to numpy in one run.
     Runtime {
         /// Timed runs per case (after one warm-up); the median is reported.
@@ -97,10 +131,13 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Info => info(),
         Cmd::EmbedText { model, tokens, text } => embed_text(&model, tokens, &text),
+        Cmd::EmbedImage { model, files } => embed_image(&model, &files),
+        Cmd::Preprocess { model, out, files } => preprocess(&model, &out, &files),
         Cmd::RandomModel { variant, out, fixtures, text_only } => random_model(&variant, &out, &fixtures, text_only),
         Cmd::Parity { variants, fixtures, work } => parity(&variants, &fixtures, &work),
         Cmd::Bench { what: BenchWhat::Runtime { runs, python, json } } => bench_runtime(runs, &python, json),
         Cmd::Bench { what: BenchWhat::Text { model, batches, runs } } => bench_text(&model, &batches, runs),
+        Cmd::Bench { what: BenchWhat::Image { model, image, batches, runs } } => bench_image(&model, &image, &batches, runs),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -132,6 +169,40 @@ fn embed_text(model: &Path, tokens: bool, texts: &[String]) -> CliResult {
     Ok(())
 }
 
+fn read_file(path: &Path) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+fn embed_image(model: &Path, files: &[PathBuf]) -> CliResult {
+    let engine = Engine::load(model, LoadOptions::default())?;
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let bytes = read_file(f)?;
+        let e = engine.embed_images(&[&bytes]).map_err(|e| format!("{}: {e}", f.display()))?;
+        out.extend(e);
+    }
+    println!("{}", serde_json::to_string(&out)?);
+    Ok(())
+}
+
+fn preprocess(model: &Path, out: &Path, files: &[PathBuf]) -> CliResult {
+    let engine = Engine::load(model, LoadOptions::default())?;
+    let s = engine.image_preprocess().size as usize;
+    let mut nchw = Vec::with_capacity(files.len() * 3 * s * s);
+    for f in files {
+        let hwc = engine
+            .image_pixels(&read_file(f)?, &mobileclip_engine::preprocess::ImageLimits::default())
+            .map_err(|e| format!("{}: {e}", f.display()))?;
+        for c in 0..3 {
+            nchw.extend(hwc.iter().skip(c).step_by(3));
+        }
+    }
+    std::fs::write(out, mobileclip_engine::npy::to_bytes(&nchw, &[files.len(), 3, s, s])?)
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    eprintln!("wrote {} ({} x 3 x {s} x {s} float32)", out.display(), files.len());
+    Ok(())
+}
+
 fn random_model(variant: &str, out: &Path, fixtures: &Path, text_only: bool) -> CliResult {
     write_model_dir(fixtures, variant, out, text_only)?;
     eprintln!("wrote {}", out.display());
@@ -142,9 +213,10 @@ fn parity(variants: &[String], fixtures: &Path, work: &Path) -> CliResult {
     println!("| variant | texts | 1 - min cosine | max abs diff | token ids equal | reference mean pairwise cosine |");
     println!("|---|---:|---:|---:|---:|---:|");
     let mut failed = false;
+    let mut image_rows = Vec::new();
     for v in variants {
         let dir = work.join(v);
-        random_model(v, &dir, fixtures, true)?;
+        random_model(v, &dir, fixtures, false)?;
         let engine = Engine::load(&dir, LoadOptions::default())?;
         let r: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(fixtures.join(format!("models/text_{v}.json")))?)?;
@@ -163,11 +235,34 @@ fn parity(variants: &[String], fixtures: &Path, work: &Path) -> CliResult {
             r["spread"]["mean_pairwise_cos"].as_f64().unwrap_or(f64::NAN)
         );
         failed |= !(min_cos >= 0.99999) || worst > 1e-4 || same_ids != texts.len();
+        let ir: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(fixtures.join(format!("models/image_{v}.json")))?)?;
+        let names: Vec<String> = serde_json::from_value(ir["images"].clone())?;
+        let want: Vec<Vec<f32>> = serde_json::from_value(ir["embeddings"].clone())?;
+        let files = names.iter().map(|n| read_file(&fixtures.join("images/src").join(n))).collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&[u8]> = files.iter().map(|f| f.as_slice()).collect();
+        let got = engine.embed_images(&refs)?;
+        let (img_cos, img_abs) = compare(&got, &want);
+        image_rows.push(format!(
+            "| {v} | {} | {:.1e} | {img_abs:.2e} | {:.4} |",
+            names.len(),
+            1.0 - img_cos,
+            ir["spread"]["mean_pairwise_cos"].as_f64().unwrap_or(f64::NAN)
+        ));
+        failed |= !(img_cos >= 0.9999);
         drop(engine);
         std::fs::remove_dir_all(&dir).ok();
     }
+    println!();
+    println!("| variant | images (from file bytes) | 1 - min cosine | max abs diff | reference mean pairwise cosine |");
+    println!("|---|---:|---:|---:|---:|");
+    for row in image_rows {
+        println!("{row}");
+    }
     if failed {
-        return Err("parity below the bar (min cosine >= 0.99999, max abs diff <= 1e-4, all ids equal)".into());
+        return Err("parity below the bar (text: min cosine >= 0.99999, max abs diff <= 1e-4, all ids equal; \
+                    images from bytes: min cosine >= 0.9999)"
+            .into());
     }
     Ok(())
 }
@@ -209,6 +304,40 @@ fn bench_text(model: &Path, batches: &[usize], runs: usize) -> CliResult {
         }));
     }
     let out = serde_json::json!({ "model": model.display().to_string(), "load_ms": load_ms, "rows": rows });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn bench_image(model: &Path, image: &Path, batches: &[usize], runs: usize) -> CliResult {
+    let t = std::time::Instant::now();
+    let engine = Engine::load(model, LoadOptions::default())?;
+    let load_ms = t.elapsed().as_secs_f64() * 1e3;
+    let bytes = read_file(image)?;
+    let limits = mobileclip_engine::preprocess::ImageLimits::default();
+    let mut pre_ms = Vec::new();
+    let mut pixels = Vec::new();
+    for _ in 0..runs.max(1) {
+        let t = std::time::Instant::now();
+        pixels = engine.image_pixels(&bytes, &limits)?;
+        pre_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    let mut rows = Vec::new();
+    for &b in batches {
+        let b = b.clamp(1, 256);
+        let batch: Vec<f32> = pixels.iter().copied().cycle().take(pixels.len() * b).collect();
+        let run = || -> Result<f64, Box<dyn std::error::Error>> {
+            let t = std::time::Instant::now();
+            std::hint::black_box(engine.embed_pixels(&batch, b, true)?);
+            Ok(t.elapsed().as_secs_f64() * 1e3)
+        };
+        run()?;
+        let runs_ms = (0..runs.max(1)).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
+        rows.push(serde_json::json!({ "batch": b, "runs_ms": runs_ms, "median_ms": microbench::median(&runs_ms) }));
+    }
+    let out = serde_json::json!({
+        "model": model.display().to_string(), "image": image.display().to_string(), "load_ms": load_ms,
+        "preprocess_ms": microbench::median(&pre_ms), "rows": rows,
+    });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }

@@ -3,11 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::ModelConfig;
+use crate::config::{ImagePreprocess, ModelConfig};
 use crate::error::{EngineError, Result};
 use crate::runtime;
 use crate::text::TextTower;
+use crate::preprocess::{self, ImageLimits, Interpolation};
 use crate::tokenizer::ClipTokenizer;
+use crate::vision::VisionTower;
 use crate::weights::Weights;
 
 pub const CONFIG_FILE: &str = "open_clip_config.json";
@@ -36,6 +38,9 @@ pub struct Engine {
     config: ModelConfig,
     tokenizer: ClipTokenizer,
     text: TextTower,
+    vision: VisionTower,
+    image_preprocess: ImagePreprocess,
+    interpolation: Interpolation,
     options: LoadOptions,
 }
 
@@ -61,8 +66,11 @@ impl Engine {
         let tokenizer = ClipTokenizer::from_file(&file_in(dir, TOKENIZER_FILE)?, tc.vocab_size, tc.context_length)?;
         let weights = Weights::open(&file_in(dir, WEIGHTS_FILE)?)?;
         let text = TextTower::load(&weights, tc, config.model_cfg.embed_dim)?;
+        let image_preprocess = config.image_preprocess()?;
+        let interpolation: Interpolation = image_preprocess.interpolation.parse()?;
+        let vision = VisionTower::load(&weights, &config)?;
         let options = LoadOptions { batch_size: options.batch_size.clamp(1, 256) };
-        Ok(Engine { dir: dir.to_path_buf(), config, tokenizer, text, options })
+        Ok(Engine { dir: dir.to_path_buf(), config, tokenizer, text, vision, image_preprocess, interpolation, options })
     }
 
     pub fn dir(&self) -> &Path {
@@ -128,6 +136,77 @@ impl Engine {
             }
             let emb = self.text.forward(&ids, chunk.len(), true)?;
             out.extend(self.rows(&emb)?);
+        }
+        Ok(out)
+    }
+
+    /// The preprocessing open_clip builds from this model's config (size, filter, mean/std).
+    pub fn image_preprocess(&self) -> &ImagePreprocess {
+        &self.image_preprocess
+    }
+
+    /// open_clip's eval transform of one image file's bytes up to the 8-bit crop: decode,
+    /// shortest-side resize in the file's own mode, centre crop, RGB. [S, S, 3] HWC.
+    pub fn image_crop(&self, bytes: &[u8], limits: &ImageLimits) -> Result<Vec<u8>> {
+        preprocess::load_crop(bytes, self.image_preprocess.size, self.interpolation, limits)
+    }
+
+    /// The normalised pixels open_clip would feed the tower: [S, S, 3] HWC float32.
+    pub fn image_pixels(&self, bytes: &[u8], limits: &ImageLimits) -> Result<Vec<f32>> {
+        let crop = self.image_crop(bytes, limits)?;
+        Ok(preprocess::normalize(&crop, self.image_preprocess.mean, self.image_preprocess.std))
+    }
+
+    /// Image embeddings of already-normalised pixels, `n` images of [S, S, 3] HWC, as ONE
+    /// MLX batch. L2-normalised unless `normalize` is false (open_clip's raw features).
+    pub fn embed_pixels(&self, pixels: &[f32], n: usize, normalize: bool) -> Result<Vec<Vec<f32>>> {
+        let s = self.image_preprocess.size as usize;
+        if n == 0 || pixels.len() != n * s * s * 3 {
+            return Err(EngineError::InvalidInput(format!("{} pixel values for {n} images of {s} x {s} x 3", pixels.len())));
+        }
+        let x = mlx_rs::Array::from_slice(pixels, &[n as i32, s as i32, s as i32, 3]);
+        let emb = self.vision.forward(&x, normalize)?;
+        self.rows(&emb)
+    }
+
+    /// L2-normalised image embeddings of encoded image files (JPEG, PNG, GIF, WebP, BMP, TIFF),
+    /// in input order, in batches of the load-time batch size, with the default limits.
+    pub fn embed_images(&self, images: &[&[u8]]) -> Result<Vec<Vec<f32>>> {
+        let items: Vec<Option<&[u8]>> = images.iter().map(|b| Some(*b)).collect();
+        let out = self.embed_images_with(&items, self.options.batch_size, &ImageLimits::default(), &mut || {})?;
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// As `embed_images` for items that may be absent (SQL NULL -> None, kept in place), in
+    /// batches of `batch_size` present images, under `limits`, calling `between_batches`
+    /// before each batch (the extension's cancellation check). An image that cannot be used
+    /// fails the call; with several items the error says which (1-based position in `items`).
+    pub fn embed_images_with(
+        &self,
+        items: &[Option<&[u8]>],
+        batch_size: usize,
+        limits: &ImageLimits,
+        between_batches: &mut dyn FnMut(),
+    ) -> Result<Vec<Option<Vec<f32>>>> {
+        let batch_size = batch_size.clamp(1, 256);
+        let present: Vec<(usize, &[u8])> = items.iter().enumerate().filter_map(|(i, b)| b.map(|b| (i, b))).collect();
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; items.len()];
+        for chunk in present.chunks(batch_size) {
+            between_batches();
+            let mut pixels = Vec::new();
+            for &(i, bytes) in chunk {
+                let px = self.image_pixels(bytes, limits).map_err(|e| {
+                    if items.len() > 1 {
+                        e.context(&format!("image {} of {}", i + 1, items.len()))
+                    } else {
+                        e
+                    }
+                })?;
+                pixels.extend_from_slice(&px);
+            }
+            for (&(i, _), emb) in chunk.iter().zip(self.embed_pixels(&pixels, chunk.len(), true)?) {
+                out[i] = Some(emb);
+            }
         }
         Ok(out)
     }

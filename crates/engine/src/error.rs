@@ -37,6 +37,23 @@ pub enum EngineError {
     NotConfigured(String),
 }
 
+impl EngineError {
+    /// The same error with `what: ` in front of its message (the variant, hence the SQLSTATE,
+    /// is kept).
+    pub fn context(self, what: &str) -> EngineError {
+        use EngineError::*;
+        match self {
+            Mlx(m) => Mlx(format!("{what}: {m}")),
+            InvalidInput(m) => InvalidInput(format!("{what}: {m}")),
+            LimitExceeded(m) => LimitExceeded(format!("{what}: {m}")),
+            Unsupported(m) => Unsupported(format!("{what}: {m}")),
+            NotFound(m) => NotFound(format!("{what}: {m}")),
+            Model(m) => Model(format!("{what}: {m}")),
+            NotConfigured(m) => NotConfigured(format!("{what}: {m}")),
+        }
+    }
+}
+
 impl From<mlx_rs::error::Exception> for EngineError {
     fn from(e: mlx_rs::error::Exception) -> Self {
         EngineError::Mlx(strip_source_location(e.what()).to_string())

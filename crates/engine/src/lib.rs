@@ -17,6 +17,7 @@ pub mod runtime;
 pub mod text;
 pub mod text_clean;
 pub mod tokenizer;
+pub mod vision;
 pub mod vit;
 pub mod weights;
 

@@ -55,7 +55,8 @@ impl Interpolation {
 }
 
 /// Limits checked before decoding: on the encoded size, and on width x height as the header
-/// states it (so a decompression bomb fails before anything is allocated).
+/// states it (so a decompression bomb fails before anything is allocated). Default pixels:
+/// Pillow's `Image.MAX_IMAGE_PIXELS` (where it warns of a decompression bomb).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageLimits {
     pub max_pixels: u64,
@@ -64,7 +65,7 @@ pub struct ImageLimits {
 
 impl Default for ImageLimits {
     fn default() -> Self {
-        ImageLimits { max_pixels: 64_000_000, max_bytes: 64 * 1024 * 1024 }
+        ImageLimits { max_pixels: 89_478_485, max_bytes: 128 * 1024 * 1024 }
     }
 }
 

@@ -1,0 +1,82 @@
+//! The image tower named by `vision_cfg.timm_model_name`: FastViT MCi (S0, S2, S3, S4) or ViT
+//! (B, L-14). Normalised NHWC pixels in, L2-normalised embeddings out
+//! (open_clip `encode_image(x, normalize=True)`).
+
+use mlx_rs::Array;
+
+use crate::config::ModelConfig;
+use crate::error::{EngineError, Result};
+use crate::fastvit::{FastVit, FastVitSpec};
+use crate::nn;
+use crate::vit::{Vit, VitSpec};
+use crate::weights::Weights;
+
+enum Trunk {
+    FastVit(FastVit),
+    Vit(Vit),
+}
+
+pub struct VisionTower {
+    trunk: Trunk,
+    image_size: usize,
+    embed_dim: usize,
+}
+
+impl VisionTower {
+    pub fn load(weights: &Weights, cfg: &ModelConfig) -> Result<VisionTower> {
+        let v = cfg.vision();
+        let name = v.timm_model_name.as_deref().unwrap_or_default();
+        let size = cfg.image_preprocess()?.size as usize;
+        let embed_dim = cfg.model_cfg.embed_dim;
+        let bad = |field: &str, why: String| EngineError::Model(format!("model_cfg.vision_cfg.{field}: {why}"));
+        let trunk = if let Some(spec) = FastVitSpec::from_timm_name(name) {
+            if v.timm_pool != "avg" {
+                return Err(bad("timm_pool", format!("\"{}\" is not supported for {name} (avg is)", v.timm_pool)));
+            }
+            Trunk::FastVit(FastVit::load(weights, &spec, embed_dim)?)
+        } else if let Some(spec) = VitSpec::from_timm_name(name) {
+            if v.timm_pool != "token" {
+                return Err(bad("timm_pool", format!("\"{}\" is not supported for {name} (token is)", v.timm_pool)));
+            }
+            if spec.image_size != size {
+                return Err(bad(
+                    "image_size",
+                    format!("{size}: {name} has position embeddings for {} x {} only", spec.image_size, spec.image_size),
+                ));
+            }
+            Trunk::Vit(Vit::load(weights, &spec, embed_dim)?)
+        } else {
+            return Err(EngineError::Unsupported(format!(
+                "model_cfg.vision_cfg.timm_model_name: \"{name}\" is not supported (fastvit_mci0, fastvit_mci2, \
+                 fastvit_mci3, fastvit_mci4, vit_base_mci_224, vit_large_patch14_clip_224 are)"
+            )));
+        };
+        Ok(VisionTower { trunk, image_size: size, embed_dim })
+    }
+
+    pub fn image_size(&self) -> usize {
+        self.image_size
+    }
+
+    pub fn embed_dim(&self) -> usize {
+        self.embed_dim
+    }
+
+    /// `x`: [N, S, S, 3] normalised pixels. Returns [N, embed_dim]; L2-normalised if asked.
+    pub fn forward(&self, x: &Array, normalize: bool) -> Result<Array> {
+        let s = self.image_size as i32;
+        let shape = x.shape();
+        if shape.len() != 4 || shape[0] < 1 || shape[1] != s || shape[2] != s || shape[3] != 3 {
+            return Err(EngineError::InvalidInput(format!("pixels of shape {shape:?}, expected [N, {s}, {s}, 3]")));
+        }
+        let out = match &self.trunk {
+            Trunk::FastVit(t) => t.forward(x)?,
+            Trunk::Vit(t) => t.forward(x)?,
+        };
+        if normalize {
+            nn::l2_normalize(&out)
+        } else {
+            Ok(out)
+        }
+    }
+}
