@@ -11,6 +11,8 @@ mod convert;
 mod decode;
 mod resample;
 
+pub use decode::libjpeg_turbo_version;
+
 use std::str::FromStr;
 
 use crate::error::{EngineError, Result};

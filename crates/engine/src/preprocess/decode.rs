@@ -3,8 +3,9 @@
 //! Headers are parsed here by hand (a few bytes each) so that dimensions can be checked
 //! against the limits before any codec allocates; the codec crates then decode. Where the
 //! `image` crate would hide what Pillow's semantics need, its codec crates are used
-//! directly: `png` (bit depth, palette, 16-bit samples), `zune-jpeg` (raw CMYK), `gif`
-//! (the first frame's indices and palettes), `image-webp`, `tiff`. BMP goes through `image`.
+//! directly: `png` (bit depth, palette, 16-bit samples), `gif` (the first frame's indices
+//! and palettes), `image-webp`, `tiff`. BMP goes through `image`. JPEG goes through
+//! libjpeg-turbo itself, Pillow's own decoder (jpeg.c), so that JPEG pixels are Pillow's.
 //!
 //! Palette (P) and bilevel (1) images are expanded here to RGB / L: Pillow resizes them with
 //! NEAREST, which only selects pixels, so expanding first gives the same pixels as Pillow's
@@ -210,12 +211,8 @@ pub(crate) fn header(fmt: Format, b: &[u8]) -> Result<Header> {
     Ok(Header { format: fmt, width, height, mode })
 }
 
+/// The frame header (SOF): size and mode.
 fn jpeg_header(b: &[u8]) -> Result<(u32, u32, &'static str)> {
-    jpeg_sof(b).map(|(w, h, mode, _)| (w, h, mode))
-}
-
-/// The frame header: size, mode, and whether chroma is subsampled vertically (4:2:0).
-fn jpeg_sof(b: &[u8]) -> Result<(u32, u32, &'static str, bool)> {
     let fmt = Format::Jpeg;
     let mut i = 2;
     loop {
@@ -248,9 +245,7 @@ fn jpeg_sof(b: &[u8]) -> Result<(u32, u32, &'static str, bool)> {
             if matches!(m, 0xc3 | 0xc7 | 0xcb | 0xcf) {
                 return Err(EngineError::Unsupported("image: lossless JPEG is not supported".into()));
             }
-            let v: Vec<u8> = (0..nc as usize).filter_map(|c| b.get(i + 8 + 3 * c + 1).map(|f| f & 0x0f)).collect();
-            let vmax = v.iter().copied().max().unwrap_or(1);
-            return Ok((w, h, mode, v.iter().any(|&f| f != vmax)));
+            return Ok((w, h, mode));
         }
         i += len;
     }
@@ -373,7 +368,7 @@ fn bmp_header(b: &[u8]) -> Result<BmpHeader> {
 pub(crate) fn decode(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
     match h.format {
         Format::Png => decode_png(b, max_alloc),
-        Format::Jpeg => decode_jpeg(h, b),
+        Format::Jpeg => decode_jpeg(h, b, max_alloc),
         Format::Gif => decode_gif(b, max_alloc),
         Format::WebP => decode_webp(h, b, max_alloc),
         Format::Bmp => decode_bmp(h, b, max_alloc),
@@ -469,54 +464,74 @@ fn png_err(e: png::DecodingError) -> EngineError {
     }
 }
 
-fn decode_jpeg(h: &Header, b: &[u8]) -> Result<Decoded> {
-    use zune_core::bytestream::ZCursor;
-    use zune_core::colorspace::ColorSpace;
-    let fmt = Format::Jpeg;
-    if h.mode == "RGB" && jpeg_sof(b)?.3 {
-        return decode_jpeg_rgb(b);
+mod ffi {
+    use std::os::raw::{c_char, c_int, c_long};
+    extern "C" {
+        // preprocess/jpeg.c
+        pub fn mc_jpeg_decode(
+            data: *const u8,
+            len: usize,
+            width: u32,
+            height: u32,
+            components: c_int,
+            out: *mut u8,
+            out_len: usize,
+            max_memory: c_long,
+            msg: *mut c_char,
+            msg_len: usize,
+        ) -> c_int;
+        pub fn mc_jpeg_turbo_version() -> c_int;
     }
-    let (out_cs, mode) = match h.mode {
-        "L" => (ColorSpace::Luma, Mode8::L),
-        "CMYK" => (ColorSpace::CMYK, Mode8::Cmyk),
-        _ => (ColorSpace::RGB, Mode8::Rgb),
-    };
-    let opts = zune_core::options::DecoderOptions::default()
-        .jpeg_set_out_colorspace(out_cs)
-        // Strict: a truncated or corrupt stream is an error, as in Pillow (which raises
-        // "image file is truncated"), not grey filler.
-        .set_strict_mode(true)
-        .set_max_width(usize::MAX)
-        .set_max_height(usize::MAX);
-    let mut d = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(b), opts);
-    let mut px = d.decode().map_err(|e| codec_err(fmt, e))?;
-    let info = d.info().ok_or_else(|| invalid(fmt, "no image information after decoding"))?;
-    let (w, hh) = (info.width as u32, info.height as u32);
-    if px.len() != w as usize * hh as usize * mode.bands() {
-        return Err(invalid(fmt, format!("decoder returned {} bytes for {w} x {hh} {:?}", px.len(), mode)));
-    }
-    if mode == Mode8::Cmyk {
-        // Pillow reads every 4-channel JPEG with rawmode "CMYK;I" (Adobe convention:
-        // inverted samples); zune-jpeg returns the samples as stored.
-        px.iter_mut().for_each(|v| *v = 255 - *v);
-    }
-    Ok(u8px(w, hh, px, mode, false))
 }
 
-/// JPEGs with vertically subsampled chroma (4:2:0) through jpeg-decoder: its chroma
-/// upsampling is libjpeg's "fancy" triangle filter on 8-bit planes, close to libjpeg-turbo's
-/// (zune-jpeg rounds its vertical and horizontal passes separately and lands up to 4-5
-/// levels away). Without vertical subsampling zune-jpeg is the closer of the two.
-fn decode_jpeg_rgb(b: &[u8]) -> Result<Decoded> {
+/// The libjpeg-turbo version JPEG decoding was built against (e.g. 2001005 for 2.1.5), 0
+/// when the libjpeg is not libjpeg-turbo.
+pub fn libjpeg_turbo_version() -> i32 {
+    // SAFETY: returns a compile-time constant.
+    unsafe { ffi::mc_jpeg_turbo_version() }
+}
+
+/// JPEG through libjpeg-turbo (preprocess/jpeg.c), set up as Pillow's JpegDecode.c: islow
+/// IDCT, fancy upsampling, output L / RGB / CMYK by the number of components. libjpeg's
+/// errors, and running out of data before the last scanline, come back as errors.
+fn decode_jpeg(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
     let fmt = Format::Jpeg;
-    let mut d = jpeg_decoder::Decoder::new(Cursor::new(b));
-    let px = d.decode().map_err(|e| codec_err(fmt, e))?;
-    let info = d.info().ok_or_else(|| invalid(fmt, "no image information after decoding"))?;
-    let (w, h) = (info.width as u32, info.height as u32);
-    if info.pixel_format != jpeg_decoder::PixelFormat::RGB24 || px.len() != w as usize * h as usize * 3 {
-        return Err(invalid(fmt, format!("decoder returned {:?} for a 3-component image", info.pixel_format)));
+    let mode = match h.mode {
+        "L" => Mode8::L,
+        "CMYK" => Mode8::Cmyk,
+        _ => Mode8::Rgb,
+    };
+    let bands = mode.bands();
+    let len = (h.width as u64 * h.height as u64).saturating_mul(bands as u64);
+    if len > max_alloc {
+        return Err(EngineError::LimitExceeded(format!("image: JPEG {} x {} exceeds the memory limit", h.width, h.height)));
     }
-    Ok(u8px(w, h, px, Mode8::Rgb, false))
+    let mut px = vec![0u8; len as usize];
+    let mut msg = [0 as std::os::raw::c_char; 256];
+    let max_memory = max_alloc.min(std::os::raw::c_long::MAX as u64) as std::os::raw::c_long;
+    // SAFETY: `b` and `px` are valid for their lengths during the call; jpeg.c writes at
+    // most `px.len()` bytes into `px` (it checks width * height * components == out_len)
+    // and a NUL-terminated message of at most `msg.len()` bytes into `msg`. libjpeg's
+    // fatal errors longjmp back inside jpeg.c, never across Rust frames.
+    let status = unsafe {
+        ffi::mc_jpeg_decode(b.as_ptr(), b.len(), h.width, h.height, bands as _, px.as_mut_ptr(), px.len(), max_memory, msg.as_mut_ptr(), msg.len())
+    };
+    let text = || {
+        // SAFETY: jpeg.c always NUL-terminates within the buffer (snprintf, or msg[0] = 0).
+        unsafe { std::ffi::CStr::from_ptr(msg.as_ptr()) }.to_string_lossy().into_owned()
+    };
+    match status {
+        0 => {}
+        1 => return Err(truncated(fmt, text())),
+        4 => return Err(EngineError::LimitExceeded(format!("image: JPEG decoding exceeds a limit ({})", text()))),
+        _ => return Err(invalid(fmt, text())),
+    }
+    if mode == Mode8::Cmyk {
+        // Pillow reads every 4-component JPEG with rawmode "CMYK;I" (the Adobe convention:
+        // inverted samples); libjpeg returns the samples as stored.
+        px.iter_mut().for_each(|v| *v = 255 - *v);
+    }
+    Ok(u8px(h.width, h.height, px, mode, false))
 }
 
 /// The first frame as Pillow 13 `GifImagePlugin` builds it: canvas = logical screen grown to
