@@ -96,15 +96,19 @@ pub(crate) fn sniff(bytes: &[u8]) -> Result<Format> {
         Ok(F::Bmp) => Ok(Format::Bmp),
         Ok(F::Tiff) => Ok(Format::Tiff),
         Ok(other) => Err(EngineError::Unsupported(format!(
-            "image: {other:?} images are not supported (supported formats: {SUPPORTED})"
+            "image: {} images are not supported (supported formats: {SUPPORTED})",
+            format!("{other:?}").to_uppercase()
         ))),
-        Err(_) => {
-            let known = other_format(bytes);
-            Err(EngineError::Unsupported(match known {
-                Some(name) => format!("image: {name} images are not supported (supported formats: {SUPPORTED})"),
-                None => format!("image: unrecognised image format (supported formats: {SUPPORTED})"),
-            }))
-        }
+        // A format we can name but do not decode is "not supported" (0A000 in SQL); bytes
+        // that are no known image at all are an invalid argument (22023).
+        Err(_) => match other_format(bytes) {
+            Some(name) => Err(EngineError::Unsupported(format!(
+                "image: {name} images are not supported (supported formats: {SUPPORTED})"
+            ))),
+            None => Err(EngineError::InvalidInput(format!(
+                "image: not an image file in a known format (supported formats: {SUPPORTED})"
+            ))),
+        },
     }
 }
 
@@ -393,8 +397,31 @@ fn expand_palette(indices: impl Iterator<Item = u8>, palette: &[u8], n: usize) -
     out
 }
 
+/// Pillow's `PngImageFile._open` reads every chunk before the first IDAT and rejects the file
+/// ("cannot identify image file") when one's CRC is wrong; the png crate does not check all of
+/// them (e.g. iCCP), so do it here. IDAT CRCs are not checked by Pillow either (a damaged
+/// compressed stream still fails in zlib).
+fn check_png_chunk_crcs(b: &[u8]) -> Result<()> {
+    let mut i = 8usize;
+    while let (Some(len), Some(kind)) = (u32be(b, i), b.get(i + 4..i + 8)) {
+        if kind == b"IDAT" {
+            return Ok(());
+        }
+        let end = i + 8 + len as usize;
+        let (Some(body), Some(stored)) = (b.get(i + 4..end), u32be(b, end)) else {
+            return Err(truncated(Format::Png, "chunk runs past the end of the data"));
+        };
+        if crc32fast::hash(body) != stored {
+            return Err(invalid(Format::Png, format!("bad CRC in the {} chunk", String::from_utf8_lossy(kind))));
+        }
+        i = end + 4;
+    }
+    Ok(())
+}
+
 fn decode_png(b: &[u8], max_alloc: u64) -> Result<Decoded> {
     let fmt = Format::Png;
+    check_png_chunk_crcs(b)?;
     let limits = png::Limits { bytes: max_alloc.min(usize::MAX as u64) as usize };
     let mut dec = png::Decoder::new_with_limits(Cursor::new(b), limits);
     // IDENTITY: raw samples (palette indices, 16 bits, 1/2/4-bit packing), no gamma.
