@@ -200,7 +200,7 @@ fn mobileone_blocks_match_training_form() {
         } else if k == 1 {
             conv::pointwise(&x, &blocks::pointwise(&kern).unwrap()).unwrap()
         } else {
-            blocks::Dense::new(&kern, stride).unwrap().forward(&x).unwrap()
+            blocks::Dense::new(&kern, stride).unwrap().forward(&x, Ok).unwrap()
         };
         let mut want = cx.mobileone(&x, &m);
         if se.is_some() {
