@@ -143,7 +143,7 @@ pub fn pointwise(x: &Array, lin: &Linear) -> Result<Array> {
 pub fn dense(x: &Array, weight: &Array, bias: Option<&Array>, k: usize, stride: usize, then: impl Fn(Array) -> Result<Array>) -> Result<Array> {
     let [n, h, w, c] = dims(x)?;
     let ws = weight.shape();
-    if k % 2 == 0 || stride == 0 || ws.len() != 2 || ws[0] as usize != k * k * c as usize {
+    if k.is_multiple_of(2) || stride == 0 || ws.len() != 2 || ws[0] as usize != k * k * c as usize {
         return Err(EngineError::InvalidInput(format!(
             "dense conv: weight {ws:?} does not fit input {:?} with k = {k}",
             x.shape()
@@ -303,8 +303,8 @@ mod tests {
         let rows = 3 * CACHE_ELEMS / (1 << 16) + 7; // 2^16 elements per row: four chunks, the last short
         let a = arr(&uniform(rows * 4, 900), &[rows, 4]);
         let b = arr(&uniform(rows * 4, 901), &[rows, 4]);
-        let got = row_chunked(&[&a, &b], 1 << 16, 1, |p| Ok(p[0].multiply(&p[1])?.add(&Array::from_f32(1.0))?)).unwrap();
-        let want = a.multiply(&b).unwrap().add(&Array::from_f32(1.0)).unwrap();
+        let got = row_chunked(&[&a, &b], 1 << 16, 1, |p| Ok(p[0].multiply(&p[1])?.add(Array::from_f32(1.0))?)).unwrap();
+        let want = a.multiply(&b).unwrap().add(Array::from_f32(1.0)).unwrap();
         assert_eq!(got.shape(), want.shape());
         let d: f32 = got.subtract(&want).unwrap().abs().unwrap().max(None).unwrap().try_item_exact().unwrap();
         assert_eq!(d, 0.0);

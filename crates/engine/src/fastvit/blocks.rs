@@ -39,7 +39,7 @@ pub struct Dw {
 
 impl Dw {
     pub fn new(kern: &ConvKernel, cin: usize, stride: usize) -> Result<Dw> {
-        if kern.cin_g != 1 || cin == 0 || kern.out % cin != 0 {
+        if kern.cin_g != 1 || cin == 0 || !kern.out.is_multiple_of(cin) {
             return Err(bad(format!("kernel {}x{} is not depthwise over {cin} channels", kern.out, kern.cin_g)));
         }
         let w = conv::depthwise_taps(&kern.w_f32(), cin, kern.out / cin, kern.k)?;
@@ -102,7 +102,7 @@ impl Se {
     pub fn forward(&self, x: &Array) -> Result<Array> {
         let (n, c) = (x.shape()[0], x.shape()[3]);
         let s = x.mean_axes(&[1, 2], false)?;
-        let s = mlx_rs::ops::maximum(&self.fc1.forward(&s)?, &Array::from_f32(0.0))?;
+        let s = mlx_rs::ops::maximum(&self.fc1.forward(&s)?, Array::from_f32(0.0))?;
         let g = mlx_rs::ops::sigmoid(&self.fc2.forward(&s)?)?;
         Ok(x.multiply(&g.reshape(&[n, 1, 1, c])?)?)
     }
@@ -193,7 +193,7 @@ impl Block {
     }
 
     pub fn load_attention(plan: &Plan, w: &Weights, b: &str, dim: usize, norm: AttnNorm) -> Result<Block> {
-        if dim % HEAD_DIM != 0 {
+        if !dim.is_multiple_of(HEAD_DIM) {
             return Err(bad(format!("{b}: width {dim} is not a multiple of the head dim {HEAD_DIM}")));
         }
         let qkv_w = plan.vec(w, &format!("{b}.token_mixer.qkv.weight"))?;
@@ -246,7 +246,7 @@ impl Block {
                 };
                 let hd = HEAD_DIM as i32;
                 let qkv = qkv.forward(&t)?.reshape(&[n, l, 3, *heads, hd])?.transpose_axes(&[2, 0, 3, 1, 4])?;
-                let pick = |i: i32| qkv.take_axis(&Array::from_int(i), 0);
+                let pick = |i: i32| qkv.take_axis(Array::from_int(i), 0);
                 let att = nn::attention(&pick(0)?, &pick(1)?, &pick(2)?, false)?;
                 let att = att.transpose_axes(&[0, 2, 1, 3])?.reshape(&[n, l, c])?;
                 let x = x.add(&proj.forward(&att)?.reshape(&[n, h, wd, c])?)?;
