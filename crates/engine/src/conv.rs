@@ -37,6 +37,10 @@ fn dims(x: &Array) -> Result<[i32; 4]> {
 /// window is a view, the multiply reads it with strides; m > 1 broadcasts [.., C, 1] x [C, m],
 /// which yields the PyTorch output-channel order c*m + j directly (no repeat, no interleave).
 pub fn depthwise(x: &Array, weight: &Array, bias: Option<&Array>, stride: usize) -> Result<Array> {
+    depthwise_banded(x, weight, bias, stride, CACHE_ELEMS)
+}
+
+fn depthwise_banded(x: &Array, weight: &Array, bias: Option<&Array>, stride: usize, band_elems: usize) -> Result<Array> {
     let [n, h, w, c] = dims(x)?;
     let ws = weight.shape();
     if ws.len() != 4 || ws[0] != ws[1] || ws[0] % 2 == 0 || ws[2] != c || stride == 0 {
@@ -53,26 +57,74 @@ pub fn depthwise(x: &Array, weight: &Array, bias: Option<&Array>, stride: usize)
     let padded = mlx_rs::ops::pad(x, &[(0, 0), (p, p), (p, p), (0, 0)][..], None, None)?;
     // m == 1: taps are [C] rows multiplying [N, Ho, Wo, C]; m > 1: the window gets a unit axis.
     let padded = if m == 1 { padded } else { padded.expand_dims(-1)? };
-    let mut acc: Option<Array> = None;
-    for dy in 0..k as i32 {
-        for dx in 0..k as i32 {
-            let tap = if m == 1 { weight.try_index((dy, dx, .., 0))? } else { weight.try_index((dy, dx))? };
-            let rows = (dy..dy + s * (ho - 1) + 1).stride_by(s);
-            let cols = (dx..dx + s * (wo - 1) + 1).stride_by(s);
-            let window = padded.try_index((.., rows, cols))?;
-            let term = window.multiply(&tap)?;
-            acc = Some(match acc {
-                None => term,
-                Some(a) => a.add(&term)?,
-            });
+    let taps: Vec<Array> = (0..k as i32)
+        .flat_map(|dy| (0..k as i32).map(move |dx| (dy, dx)))
+        .map(|(dy, dx)| if m == 1 { weight.try_index((dy, dx, .., 0)) } else { weight.try_index((dy, dx)) })
+        .collect::<std::result::Result<_, _>>()?;
+    // Bands of output rows (see CACHE_ELEMS), concatenated.
+    let band = band_rows(n as usize, wo as usize, (c * m) as usize, band_elems);
+    let mut bands = Vec::new();
+    let mut r0 = 0;
+    while r0 < ho {
+        let r1 = (r0 + band as i32).min(ho);
+        let mut acc: Option<Array> = None;
+        for dy in 0..k as i32 {
+            for dx in 0..k as i32 {
+                let rows = (r0 * s + dy..r0 * s + dy + s * (r1 - r0 - 1) + 1).stride_by(s);
+                let cols = (dx..dx + s * (wo - 1) + 1).stride_by(s);
+                let window = padded.try_index((.., rows, cols))?;
+                let term = window.multiply(&taps[(dy * k as i32 + dx) as usize])?;
+                acc = Some(match acc {
+                    None => term,
+                    Some(a) => a.add(&term)?,
+                });
+            }
         }
+        bands.push(acc.ok_or_else(|| EngineError::InvalidInput("depthwise: empty kernel".into()))?);
+        r0 = r1;
     }
-    let out = acc.ok_or_else(|| EngineError::InvalidInput("depthwise: empty kernel".into()))?;
+    let out = if bands.len() == 1 { bands.remove(0) } else { mlx_rs::ops::concatenate(&bands, 1)? };
     let out = if m == 1 { out } else { out.reshape(&[n, ho, wo, c * m])? };
     match bias {
         Some(b) => Ok(out.add(b)?),
         None => Ok(out),
     }
+}
+
+/// Largest intermediate (elements) that the depthwise bands and `row_chunked` chunks aim for.
+///
+/// Why chunking at all: on MLX CPU eager a GELU over 0.4M elements cost 3.5 ns/element, over
+/// 6.3M elements 14 ns/element (each of its ~30 ops streams its operands from memory). But
+/// cutting maps into ~64K-element chunks did not speed up the S0 tower here (batch 1 equal,
+/// batch 16 slower; MLX's evaluation order does not finish one chunk's chain before the
+/// next), so the chunks are now only a bound on the size of single intermediates for large
+/// batches (64 MB); what does help, running the high-resolution stages image by image, is in
+/// `fastvit::FastVit::run`.
+pub const CACHE_ELEMS: usize = 1 << 24;
+
+/// Output rows per band of a depthwise conv producing [n, _, wo, c]: about `band_elems`.
+fn band_rows(n: usize, wo: usize, c: usize, band_elems: usize) -> usize {
+    (band_elems / (n * wo * c).max(1)).max(1)
+}
+
+/// Applies `f` to row chunks of 2-D arrays of equal row count and concatenates the results:
+/// a chain of element-wise ops and GEMMs over a chunk then runs in cache. Chunks keep at least
+/// `min_rows` rows so that GEMMs still amortise reading their weights.
+pub fn row_chunked(xs: &[&Array], row_elems: usize, min_rows: usize, f: impl Fn(&[Array]) -> Result<Array>) -> Result<Array> {
+    let rows = xs.first().map_or(0, |x| x.shape()[0]);
+    let chunk = (CACHE_ELEMS / row_elems.max(1)).max(min_rows).max(1) as i32;
+    if rows <= chunk {
+        return f(&xs.iter().map(|&x| x.clone()).collect::<Vec<_>>());
+    }
+    let mut outs = Vec::new();
+    let mut r0 = 0;
+    while r0 < rows {
+        let r1 = (r0 + chunk).min(rows);
+        let part: Vec<Array> = xs.iter().map(|x| x.try_index(r0..r1)).collect::<std::result::Result<_, _>>()?;
+        outs.push(f(&part)?);
+        r0 = r1;
+    }
+    Ok(mlx_rs::ops::concatenate(&outs, 0)?)
 }
 
 /// 1x1 conv (stride 1) as one GEMM over [N*H*W, C].
@@ -86,11 +138,12 @@ pub fn pointwise(x: &Array, lin: &Linear) -> Result<Array> {
 /// Dense k x k conv (groups 1) as im2col + GEMM: the k*k strided windows are concatenated
 /// along channels in (ky, kx, c) order and multiplied by `weight` [k*k*C, O] (see
 /// [`dense_im2col`]). Meant for few input channels (stem.0 has 3), where the column matrix
-/// is small.
-pub fn dense(x: &Array, weight: &Array, bias: Option<&Array>, k: usize, stride: usize) -> Result<Array> {
+/// is small. `then` runs on row chunks of the [N*Ho*Wo, O] result (e.g. the activation),
+/// in cache.
+pub fn dense(x: &Array, weight: &Array, bias: Option<&Array>, k: usize, stride: usize, then: impl Fn(Array) -> Result<Array>) -> Result<Array> {
     let [n, h, w, c] = dims(x)?;
     let ws = weight.shape();
-    if k % 2 == 0 || stride == 0 || ws.len() != 2 || ws[0] as usize != k * k * c as usize {
+    if k.is_multiple_of(2) || stride == 0 || ws.len() != 2 || ws[0] as usize != k * k * c as usize {
         return Err(EngineError::InvalidInput(format!(
             "dense conv: weight {ws:?} does not fit input {:?} with k = {k}",
             x.shape()
@@ -110,10 +163,13 @@ pub fn dense(x: &Array, weight: &Array, bias: Option<&Array>, k: usize, stride: 
         }
     }
     let col = mlx_rs::ops::concatenate(&cols, 3)?.reshape(&[n * ho * wo, (k * k) as i32 * c])?;
-    let mut y = col.matmul(weight)?;
-    if let Some(b) = bias {
-        y = y.add(b)?;
-    }
+    let y = row_chunked(&[&col], ws[1] as usize, 256, |p| {
+        let y = p[0].matmul(weight)?;
+        then(match bias {
+            Some(b) => y.add(b)?,
+            None => y,
+        })
+    })?;
     Ok(y.reshape(&[n, ho, wo, ws[1]])?)
 }
 
@@ -203,7 +259,8 @@ mod tests {
         crate::runtime::init(Default::default()).unwrap();
         // odd and even sizes: stride 2 with padding k/2 must give ceil-like sizes as PyTorch
         for (i, &(h, w, c, k, s, m)) in
-            [(9, 8, 5, 3, 1, 1), (9, 8, 5, 7, 1, 1), (9, 8, 4, 7, 2, 2), (8, 7, 3, 3, 2, 1), (6, 6, 3, 3, 1, 2), (5, 7, 2, 3, 2, 2)]
+            [(9, 8, 5, 3, 1, 1), (9, 8, 5, 7, 1, 1), (9, 8, 4, 7, 2, 2), (8, 7, 3, 3, 2, 1), (6, 6, 3, 3, 1, 2), (5, 7, 2, 3, 2, 2),
+             (33, 20, 8, 7, 1, 1), (41, 20, 8, 7, 2, 2)]
                 .iter()
                 .enumerate()
         {
@@ -217,6 +274,10 @@ mod tests {
             assert_eq!(y.shape(), &[n as i32, out_size(h, k, s) as i32, out_size(w, k, s) as i32, (c * m) as i32]);
             let d = max_diff(&y, &want);
             assert!(d < 1e-5, "case {i}: max abs diff {d}");
+            // several output-row bands, the last one short
+            let y = depthwise_banded(&arr(&xv, &[n, h, w, c]), &wt, Some(&arr(&bv, &[c * m])), s, 2 * 3 * w * c * m).unwrap();
+            let d = max_diff(&y, &want);
+            assert!(d < 1e-5, "case {i}, banded: max abs diff {d}");
         }
     }
 
@@ -230,10 +291,23 @@ mod tests {
             let bv = uniform(o, 600 + i as u64);
             let want = conv_loop(&xv, [n, h, w, c], &wv, o, 1, k, s, &bv);
             let wt = dense_im2col(&wv, o, c, k).unwrap();
-            let y = dense(&arr(&xv, &[n, h, w, c]), &wt, Some(&arr(&bv, &[o])), k, s).unwrap();
+            let y = dense(&arr(&xv, &[n, h, w, c]), &wt, Some(&arr(&bv, &[o])), k, s, Ok).unwrap();
             let d = max_diff(&y, &want);
             assert!(d < 1e-5, "case {i}: max abs diff {d}");
         }
+    }
+
+    #[test]
+    fn row_chunks_cover_every_row_once() {
+        crate::runtime::init(Default::default()).unwrap();
+        let rows = 3 * CACHE_ELEMS / (1 << 16) + 7; // 2^16 elements per row: four chunks, the last short
+        let a = arr(&uniform(rows * 4, 900), &[rows, 4]);
+        let b = arr(&uniform(rows * 4, 901), &[rows, 4]);
+        let got = row_chunked(&[&a, &b], 1 << 16, 1, |p| Ok(p[0].multiply(&p[1])?.add(Array::from_f32(1.0))?)).unwrap();
+        let want = a.multiply(&b).unwrap().add(Array::from_f32(1.0)).unwrap();
+        assert_eq!(got.shape(), want.shape());
+        let d: f32 = got.subtract(&want).unwrap().abs().unwrap().max(None).unwrap().try_item_exact().unwrap();
+        assert_eq!(d, 0.0);
     }
 
     #[test]
@@ -272,7 +346,7 @@ mod tests {
         let x = arr(&[0.0; 2 * 4 * 4 * 3], &[2, 4, 4, 3]);
         assert!(depthwise(&x, &arr(&[0.0; 9 * 5], &[3, 3, 5, 1]), None, 1).is_err());
         assert!(depthwise(&x, &arr(&[0.0; 9 * 3], &[3, 3, 3, 1]), None, 0).is_err());
-        assert!(dense(&x, &arr(&[0.0; 10], &[5, 2]), None, 3, 1).is_err());
+        assert!(dense(&x, &arr(&[0.0; 10], &[5, 2]), None, 3, 1, Ok).is_err());
         assert!(depthwise_taps(&[0.0; 3], 2, 1, 3).is_err());
     }
 }

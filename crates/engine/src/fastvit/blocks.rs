@@ -39,7 +39,7 @@ pub struct Dw {
 
 impl Dw {
     pub fn new(kern: &ConvKernel, cin: usize, stride: usize) -> Result<Dw> {
-        if kern.cin_g != 1 || cin == 0 || kern.out % cin != 0 {
+        if kern.cin_g != 1 || cin == 0 || !kern.out.is_multiple_of(cin) {
             return Err(bad(format!("kernel {}x{} is not depthwise over {cin} channels", kern.out, kern.cin_g)));
         }
         let w = conv::depthwise_taps(&kern.w_f32(), cin, kern.out / cin, kern.k)?;
@@ -77,8 +77,9 @@ impl Dense {
         Ok(Dense { w, b: arr(&kern.b_f32(), &[kern.out]), k: kern.k, stride })
     }
 
-    pub fn forward(&self, x: &Array) -> Result<Array> {
-        conv::dense(x, &self.w, Some(&self.b), self.k, self.stride)
+    /// conv, then `then` (the activation) on row chunks.
+    pub fn forward(&self, x: &Array, then: impl Fn(Array) -> Result<Array>) -> Result<Array> {
+        conv::dense(x, &self.w, Some(&self.b), self.k, self.stride, then)
     }
 }
 
@@ -101,7 +102,7 @@ impl Se {
     pub fn forward(&self, x: &Array) -> Result<Array> {
         let (n, c) = (x.shape()[0], x.shape()[3]);
         let s = x.mean_axes(&[1, 2], false)?;
-        let s = mlx_rs::ops::maximum(&self.fc1.forward(&s)?, &Array::from_f32(0.0))?;
+        let s = mlx_rs::ops::maximum(&self.fc1.forward(&s)?, Array::from_f32(0.0))?;
         let g = mlx_rs::ops::sigmoid(&self.fc2.forward(&s)?)?;
         Ok(x.multiply(&g.reshape(&[n, 1, 1, c])?)?)
     }
@@ -135,6 +136,7 @@ pub struct Mlp {
     conv: Dw,
     fc1: Linear,
     fc2: Linear,
+    hidden: usize,
 }
 
 impl Mlp {
@@ -144,18 +146,27 @@ impl Mlp {
         let s = plan.shape(&ck)?.to_vec();
         let kern = ConvKernel::conv_bn(&plan.vec(w, &ck)?, &plan.bn(w, &format!("{b}.mlp.conv.bn"))?, 1, s[2])?;
         let gamma = plan.vec(w, gamma_key)?;
+        let hidden = plan.shape(&format!("{b}.mlp.fc1.weight"))?[0];
         Ok(Mlp {
+            hidden,
             conv: Dw::new(&kern, dim, 1)?,
             fc1: scaled_linear(plan, w, &format!("{b}.mlp.fc1.weight"), &format!("{b}.mlp.fc1.bias"), None)?,
             fc2: scaled_linear(plan, w, &format!("{b}.mlp.fc2.weight"), &format!("{b}.mlp.fc2.bias"), Some(&gamma))?,
         })
     }
 
-    /// gamma * ConvMlp(x) (the residual add is the caller's).
-    pub fn forward(&self, x: &Array) -> Result<Array> {
+    /// x + gamma * ConvMlp(x); the per-pixel part (fc1, GELU, fc2, residual) in row chunks.
+    pub fn residual(&self, x: &Array) -> Result<Array> {
         let y = self.conv.forward(x)?;
-        let h = nn::gelu(&conv::pointwise(&y, &self.fc1)?)?;
-        conv::pointwise(&h, &self.fc2)
+        let s = x.shape().to_vec();
+        let rows = s[0] * s[1] * s[2];
+        let (x2, y2) = (x.reshape(&[rows, s[3]])?, y.reshape(&[rows, s[3]])?);
+        let hidden = self.hidden;
+        let out = conv::row_chunked(&[&x2, &y2], hidden, 512, |p| {
+            let h = nn::gelu(&self.fc1.forward(&p[1])?)?;
+            Ok(p[0].add(&self.fc2.forward(&h)?)?)
+        })?;
+        Ok(out.reshape(&s)?)
     }
 
     fn params(&self) -> Vec<&Array> {
@@ -182,7 +193,7 @@ impl Block {
     }
 
     pub fn load_attention(plan: &Plan, w: &Weights, b: &str, dim: usize, norm: AttnNorm) -> Result<Block> {
-        if dim % HEAD_DIM != 0 {
+        if !dim.is_multiple_of(HEAD_DIM) {
             return Err(bad(format!("{b}: width {dim} is not a multiple of the head dim {HEAD_DIM}")));
         }
         let qkv_w = plan.vec(w, &format!("{b}.token_mixer.qkv.weight"))?;
@@ -222,8 +233,7 @@ impl Block {
     pub fn forward(&self, x: &Array) -> Result<Array> {
         match self {
             Block::RepMixer { mixer, mlp } => {
-                let x = mixer.forward(x)?;
-                Ok(x.add(&mlp.forward(&x)?)?)
+                mlp.residual(&mixer.forward(x)?)
             }
             Block::Attention { ln, qkv, proj, heads, mlp } => {
                 let s = x.shape();
@@ -236,11 +246,11 @@ impl Block {
                 };
                 let hd = HEAD_DIM as i32;
                 let qkv = qkv.forward(&t)?.reshape(&[n, l, 3, *heads, hd])?.transpose_axes(&[2, 0, 3, 1, 4])?;
-                let pick = |i: i32| qkv.take_axis(&Array::from_int(i), 0);
+                let pick = |i: i32| qkv.take_axis(Array::from_int(i), 0);
                 let att = nn::attention(&pick(0)?, &pick(1)?, &pick(2)?, false)?;
                 let att = att.transpose_axes(&[0, 2, 1, 3])?.reshape(&[n, l, c])?;
                 let x = x.add(&proj.forward(&att)?.reshape(&[n, h, wd, c])?)?;
-                Ok(x.add(&mlp.forward(&x)?)?)
+                mlp.residual(&x)
             }
         }
     }
@@ -287,8 +297,7 @@ impl Downsample {
         if let Some(se) = &self.se {
             y = se.forward(&y)?;
         }
-        let y = nn::gelu(&y)?;
-        nn::gelu(&conv::pointwise(&y, &self.pw)?)
+        gelu_pointwise_gelu(&y, &self.pw)
     }
 
     pub fn params(&self) -> Vec<&Array> {
@@ -318,9 +327,8 @@ impl Stem {
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        let x = nn::gelu(&self.c0.forward(x)?)?;
-        let x = nn::gelu(&self.c1.forward(&x)?)?;
-        nn::gelu(&conv::pointwise(&x, &self.c2)?)
+        let x = self.c0.forward(x, |y| nn::gelu(&y))?;
+        gelu_pointwise_gelu(&self.c1.forward(&x)?, &self.c2)
     }
 
     pub fn params(&self) -> Vec<&Array> {
@@ -358,6 +366,15 @@ impl Head {
         v.extend(self.fc.arrays());
         v
     }
+}
+
+/// gelu(pw(gelu(y))) over pixels, in row chunks.
+fn gelu_pointwise_gelu(y: &Array, pw: &Linear) -> Result<Array> {
+    let s = y.shape().to_vec();
+    let y2 = y.reshape(&[s[0] * s[1] * s[2], s[3]])?;
+    let out = conv::row_chunked(&[&y2], 2 * s[3] as usize, 256, |p| nn::gelu(&pw.forward(&nn::gelu(&p[0])?)?))?;
+    let o = out.shape()[1];
+    Ok(out.reshape(&[s[0], s[1], s[2], o])?)
 }
 
 /// Depthwise conv of a reparameterizable module (RepCPE, RepMixer) as a standalone layer.

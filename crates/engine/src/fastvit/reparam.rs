@@ -73,8 +73,8 @@ impl ConvKernel {
         let mut c = ConvKernel::from_f32(w, None, bn.len(), cin_g, k)?;
         let (s, t) = bn.scale_shift();
         let per = cin_g * k * k;
-        for o in 0..c.out {
-            c.w[o * per..(o + 1) * per].iter_mut().for_each(|v| *v *= s[o]);
+        for (row, &so) in c.w.chunks_mut(per).zip(&s) {
+            row.iter_mut().for_each(|v| *v *= so);
         }
         c.b = t;
         Ok(c)
@@ -95,8 +95,8 @@ impl ConvKernel {
         let mut c = ConvKernel::identity(bn.len(), cin_g, k);
         let (s, t) = bn.scale_shift();
         let per = cin_g * k * k;
-        for o in 0..c.out {
-            c.w[o * per..(o + 1) * per].iter_mut().for_each(|v| *v *= s[o]);
+        for (row, &so) in c.w.chunks_mut(per).zip(&s) {
+            row.iter_mut().for_each(|v| *v *= so);
         }
         c.b = t;
         c
@@ -104,7 +104,7 @@ impl ConvKernel {
 
     /// Zero-pads the kernel to `k` x `k` (centred), as `F.pad(kernel, [p] * 4)`.
     pub fn pad_to(&self, k: usize) -> Result<Self> {
-        if k < self.k || (k - self.k) % 2 != 0 {
+        if k < self.k || !(k - self.k).is_multiple_of(2) {
             return Err(EngineError::Model(format!("cannot pad a {0}x{0} kernel to {k}x{k}", self.k)));
         }
         let p = (k - self.k) / 2;
@@ -141,9 +141,9 @@ impl ConvKernel {
     /// Multiplies output channel o (kernel and bias) by `g[o]`.
     pub fn scale_out(&mut self, g: &[f64]) {
         let per = self.cin_g * self.k * self.k;
-        for o in 0..self.out {
-            self.w[o * per..(o + 1) * per].iter_mut().for_each(|v| *v *= g[o]);
-            self.b[o] *= g[o];
+        for ((row, b), &go) in self.w.chunks_mut(per).zip(self.b.iter_mut()).zip(g) {
+            row.iter_mut().for_each(|v| *v *= go);
+            *b *= go;
         }
     }
 

@@ -147,6 +147,7 @@ impl Ctx {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn mobileone(p: &str, cin: usize, cout: usize, k: usize, stride: usize, depthwise: bool, scale: bool, se: Option<usize>) -> Module {
     Module { prefix: format!("visual.trunk.{p}"), kind: Kind::MobileOne { cin, cout, k, stride, depthwise, scale, se } }
 }
@@ -200,7 +201,7 @@ fn mobileone_blocks_match_training_form() {
         } else if k == 1 {
             conv::pointwise(&x, &blocks::pointwise(&kern).unwrap()).unwrap()
         } else {
-            blocks::Dense::new(&kern, stride).unwrap().forward(&x).unwrap()
+            blocks::Dense::new(&kern, stride).unwrap().forward(&x, Ok).unwrap()
         };
         let mut want = cx.mobileone(&x, &m);
         if se.is_some() {
@@ -330,7 +331,7 @@ fn attention_blocks_match_training_form() {
         };
         let qkv = normed.matmul(cx.a(&format!("{b}.token_mixer.qkv.weight")).transpose().unwrap()).unwrap();
         let qkv = qkv.reshape(&[ni, l, 3, heads, 32]).unwrap().transpose_axes(&[2, 0, 3, 1, 4]).unwrap();
-        let pick = |i: i32| qkv.take_axis(&Array::from_int(i), 0).unwrap();
+        let pick = |i: i32| qkv.take_axis(Array::from_int(i), 0).unwrap();
         let (q, k, v) = (pick(0), pick(1), pick(2));
         let scores = q.multiply(Array::from_f32(32f32.powf(-0.5))).unwrap().matmul(k.swap_axes(-1, -2).unwrap()).unwrap();
         let att = mlx_rs::ops::softmax_axis(&scores, -1, None).unwrap().matmul(&v).unwrap();
@@ -511,7 +512,8 @@ fn load_and_input_errors() {
         .collect();
     let missing = "visual.trunk.stages.1.blocks.0.mlp.fc2.bias";
     let reshaped = "visual.trunk.stem.1.conv_kxk.0.conv.weight";
-    let cases: Vec<(&str, Vec<(String, Vec<usize>, Vec<f32>)>, &str)> = vec![
+    type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+    let cases: Vec<(&str, Tensors, &str)> = vec![
         ("missing", floats.iter().filter(|t| t.0 != missing).cloned().collect(), missing),
         (
             "shape",
