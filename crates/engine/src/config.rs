@@ -231,8 +231,8 @@ impl ModelConfig {
                 _ => None,
             };
             match n {
-                Some(n) if (16..=4096).contains(&n) => Ok(n as u32),
-                _ => Err(bad(field, format!("{v} is not a supported (square, 16..4096) image size"))),
+                Some(n) if (16..=2048).contains(&n) => Ok(n as u32),
+                _ => Err(bad(field, format!("{v} is not a supported (square, 16..2048) image size"))),
             }
         };
         let size = match &pre.size {

@@ -21,6 +21,10 @@ pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// input can cause.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
+/// Pixels (images x S x S) in one image batch: 64 images at 256 x 256. The largest tower
+/// (S4) holds ~1.5 GB of activations at that size.
+pub const MAX_BATCH_PIXELS: usize = 64 * 256 * 256;
+
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
     /// Inputs per MLX batch; larger batches are split (and cancellation is checked between).
@@ -161,6 +165,11 @@ impl Engine {
     /// MLX batch. L2-normalised unless `normalize` is false (open_clip's raw features).
     pub fn embed_pixels(&self, pixels: &[f32], n: usize, normalize: bool) -> Result<Vec<Vec<f32>>> {
         let s = self.image_preprocess.size as usize;
+        if n * s * s > MAX_BATCH_PIXELS {
+            return Err(EngineError::LimitExceeded(format!(
+                "{n} images of {s} x {s} in one batch: more than {MAX_BATCH_PIXELS} pixels"
+            )));
+        }
         if n == 0 || pixels.len() != n * s * s * 3 {
             return Err(EngineError::InvalidInput(format!("{} pixel values for {n} images of {s} x {s} x 3", pixels.len())));
         }
@@ -188,7 +197,10 @@ impl Engine {
         limits: &ImageLimits,
         between_batches: &mut dyn FnMut(),
     ) -> Result<Vec<Option<Vec<f32>>>> {
-        let batch_size = batch_size.clamp(1, 256);
+        // Bound one MLX batch by pixels as well as by count: a failed MLX allocation aborts
+        // the process, so the activations of a batch must stay far from the memory size.
+        let s = self.image_preprocess.size as usize;
+        let batch_size = batch_size.clamp(1, 256).min((MAX_BATCH_PIXELS / (s * s)).max(1));
         let present: Vec<(usize, &[u8])> = items.iter().enumerate().filter_map(|(i, b)| b.map(|b| (i, b))).collect();
         let mut out: Vec<Option<Vec<f32>>> = vec![None; items.len()];
         for chunk in present.chunks(batch_size) {
