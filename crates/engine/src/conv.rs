@@ -95,7 +95,7 @@ fn depthwise_gemm(x: &Array, weight: &Array, [n, h, w, c]: [i32; 4], k: i32) -> 
         xt.expand_dims(2)?
     } else {
         let v: Vec<Array> = (0..nt).map(|i| xt.try_index((.., .., .., i * t..i * t + tp))).collect::<std::result::Result<_, _>>()?;
-        mlx_rs::ops::stack_axis(&v, 2)?
+        mlx_rs::ops::stack(&v, 2)?
     };
     let mut acc: Option<Array> = None;
     for dy in 0..k {

@@ -114,15 +114,15 @@ pub fn gelu(x: &Array) -> Result<Array> {
     let lim = 4.0 * std::f32::consts::SQRT_2;
     let u = mlx_rs::ops::clip(x, (-lim, lim))?;
     let z = u.square()?;
-    let mut num = z.multiply(&Array::from_f32(p[0]))?.add(&Array::from_f32(p[1]))?;
+    let mut num = z.multiply(Array::from_f32(p[0]))?.add(Array::from_f32(p[1]))?;
     for &c in &p[2..] {
-        num = num.multiply(&z)?.add(&Array::from_f32(c))?;
+        num = num.multiply(&z)?.add(Array::from_f32(c))?;
     }
-    let mut den = z.add(&Array::from_f32(q[1]))?;
+    let mut den = z.add(Array::from_f32(q[1]))?;
     for &c in &q[2..] {
-        den = den.multiply(&z)?.add(&Array::from_f32(c))?;
+        den = den.multiply(&z)?.add(Array::from_f32(c))?;
     }
-    let phi = u.multiply(&num)?.divide(&den)?.add(&Array::from_f32(0.5))?;
+    let phi = u.multiply(&num)?.divide(&den)?.add(Array::from_f32(0.5))?;
     Ok(x.multiply(&phi)?)
 }
 
@@ -256,9 +256,9 @@ mod tests {
         crate::runtime::init(Default::default()).unwrap();
         let xs: Vec<f32> = (0..200_001).map(|i| -10.0 + i as f32 * 1e-4).collect();
         let x = Array::from_slice(&xs, &[xs.len() as i32]);
-        let half_x = x.multiply(&Array::from_f32(0.5)).unwrap();
-        let e = mlx_rs::ops::erf(&x.multiply(&Array::from_f32(std::f32::consts::FRAC_1_SQRT_2)).unwrap()).unwrap();
-        let exact = half_x.multiply(&e.add(&Array::from_f32(1.0)).unwrap()).unwrap();
+        let half_x = x.multiply(Array::from_f32(0.5)).unwrap();
+        let e = mlx_rs::ops::erf(x.multiply(Array::from_f32(std::f32::consts::FRAC_1_SQRT_2)).unwrap()).unwrap();
+        let exact = half_x.multiply(e.add(Array::from_f32(1.0)).unwrap()).unwrap();
         let diff = gelu(&x).unwrap().subtract(&exact).unwrap().abs().unwrap().max(None).unwrap();
         let d: f32 = diff.try_item_exact().unwrap();
         assert!(d < 2e-6, "max |gelu - erf gelu| = {d}");
