@@ -42,14 +42,22 @@ fn fastvit_forward_timings() {
             let x = Array::from_slice(&uniform(batch * 256 * 256 * 3, 7), &[batch as i32, 256, 256, 3]);
             tower.forward(&x).unwrap().eval().unwrap(); // warm-up
             let runs = if batch == 1 { 9 } else if v == "S0" || v == "S2" { 5 } else { 3 };
-            let times: Vec<f64> = (0..runs)
-                .map(|_| {
-                    let t = Instant::now();
-                    tower.forward(&x).unwrap().eval().unwrap();
-                    t.elapsed().as_secs_f64() * 1e3
-                })
-                .collect();
-            println!("| {v} | {batch} | {:.1} | {runs} |", median(times) / batch as f64);
+            // FASTVIT_AB=1: alternate the shift-MAD-only depthwise path (A) with the default (B)
+            let ab = std::env::var_os("FASTVIT_AB").is_some();
+            let (mut ta, mut tb) = (Vec::new(), Vec::new());
+            for r in 0..runs * if ab { 2 } else { 1 } {
+                let a = ab && r % 2 == 0;
+                mobileclip_engine::conv::SHIFT_MAD_ONLY.store(a, std::sync::atomic::Ordering::Relaxed);
+                let t = Instant::now();
+                tower.forward(&x).unwrap().eval().unwrap();
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                if a { ta.push(ms) } else { tb.push(ms) }
+            }
+            mobileclip_engine::conv::SHIFT_MAD_ONLY.store(false, std::sync::atomic::Ordering::Relaxed);
+            if ab {
+                println!("| {v} (A: shift-MAD only) | {batch} | {:.1} | {runs} |", median(ta) / batch as f64);
+            }
+            println!("| {v} | {batch} | {:.1} | {runs} |", median(tb) / batch as f64);
             if std::env::var_os("FASTVIT_PROFILE").is_some() {
                 let (_, parts) = tower.forward_profiled(&x).unwrap();
                 let s: Vec<String> = parts.iter().map(|(n, ms)| format!("{n} {ms:.1}")).collect();

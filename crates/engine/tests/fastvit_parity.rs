@@ -89,7 +89,7 @@ fn reference(v: &str) -> Reference {
 
 fn spec_of(v: &str) -> (FastVitSpec, usize) {
     let cfg = ModelConfig::from_file(&root().join(format!("tests/fixtures/configs/open_clip_config_{v}.json"))).unwrap();
-    let name = cfg.model_cfg.vision_cfg["timm_model_name"].as_str().unwrap().to_string();
+    let name = cfg.model_cfg.vision_cfg.timm_model_name.clone().unwrap();
     (FastVitSpec::from_timm_name(&name).unwrap(), cfg.model_cfg.embed_dim)
 }
 
