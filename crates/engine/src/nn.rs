@@ -81,6 +81,42 @@ impl Linear {
     }
 }
 
+/// The pre-LN transformer block of the text tower and of the ViT image towers:
+/// x += proj(MHA(norm1 x)); x += fc2(gelu(fc1(norm2 x))). `qkv` holds q, k, v stacked.
+pub struct EncoderBlock {
+    pub norm1: Norm,
+    pub qkv: Linear,
+    pub proj: Linear,
+    pub norm2: Norm,
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+impl EncoderBlock {
+    /// `x`: [B, L, W] -> [B, L, W], with `heads` heads of W / heads.
+    pub fn forward(&self, x: &Array, heads: i32, causal: bool) -> Result<Array> {
+        let s = x.shape();
+        let (b, l, w) = (s[0], s[1], s[2]);
+        let hd = w / heads;
+        let qkv = self.qkv.forward(&self.norm1.forward(x)?)?.reshape(&[b, l, 3, heads, hd])?.transpose_axes(&[2, 0, 3, 1, 4])?;
+        let (q, k, v) = (qkv.try_index(0)?, qkv.try_index(1)?, qkv.try_index(2)?);
+        let att = attention(&q, &k, &v, causal)?.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, w])?;
+        let x = x.add(&self.proj.forward(&att)?)?;
+        let y = gelu(&self.fc1.forward(&self.norm2.forward(&x)?)?)?;
+        Ok(x.add(&self.fc2.forward(&y)?)?)
+    }
+
+    pub fn arrays(&self) -> Vec<&Array> {
+        let mut v = Vec::new();
+        for l in [&self.qkv, &self.proj, &self.fc1, &self.fc2] {
+            v.extend(l.arrays());
+        }
+        v.extend(self.norm1.arrays());
+        v.extend(self.norm2.arrays());
+        v
+    }
+}
+
 /// LayerNorm over the last axis (MLX's fused kernel).
 pub struct Norm {
     weight: Array,

@@ -10,28 +10,19 @@ use mlx_rs::Array;
 
 use crate::config::TextCfg;
 use crate::error::{EngineError, Result};
-use crate::nn::{self, Linear, Norm};
+use crate::nn::{self, EncoderBlock, Linear, Norm};
 use crate::weights::Weights;
 
 /// LayerNorm eps of open_clip's text tower (torch default).
 const LN_EPS: f32 = 1e-5;
 const PREFIX: &str = "text.";
 
-struct Block {
-    ln_1: Norm,
-    qkv: Linear,
-    out: Linear,
-    ln_2: Norm,
-    fc: Linear,
-    proj: Linear,
-}
-
 pub struct TextTower {
     cfg: TextCfg,
     embed_dim: usize,
     token_embedding: Array,
     positional_embedding: Array,
-    blocks: Vec<Block>,
+    blocks: Vec<EncoderBlock>,
     ln_final: Norm,
     projection: Array,
 }
@@ -92,13 +83,13 @@ impl TextTower {
         let mut blocks = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
             let p = format!("text.transformer.resblocks.{i}.");
-            blocks.push(Block {
-                ln_1: Norm::layer(a(&format!("{p}ln_1.weight"), &[w])?, a(&format!("{p}ln_1.bias"), &[w])?, LN_EPS),
+            blocks.push(EncoderBlock {
+                norm1: Norm::layer(a(&format!("{p}ln_1.weight"), &[w])?, a(&format!("{p}ln_1.bias"), &[w])?, LN_EPS),
                 qkv: Linear::from_torch(a(&format!("{p}attn.in_proj_weight"), &[3 * w, w])?, Some(a(&format!("{p}attn.in_proj_bias"), &[3 * w])?))?,
-                out: Linear::from_torch(a(&format!("{p}attn.out_proj.weight"), &[w, w])?, Some(a(&format!("{p}attn.out_proj.bias"), &[w])?))?,
-                ln_2: Norm::layer(a(&format!("{p}ln_2.weight"), &[w])?, a(&format!("{p}ln_2.bias"), &[w])?, LN_EPS),
-                fc: Linear::from_torch(a(&format!("{p}mlp.c_fc.weight"), &[h, w])?, Some(a(&format!("{p}mlp.c_fc.bias"), &[h])?))?,
-                proj: Linear::from_torch(a(&format!("{p}mlp.c_proj.weight"), &[w, h])?, Some(a(&format!("{p}mlp.c_proj.bias"), &[w])?))?,
+                proj: Linear::from_torch(a(&format!("{p}attn.out_proj.weight"), &[w, w])?, Some(a(&format!("{p}attn.out_proj.bias"), &[w])?))?,
+                norm2: Norm::layer(a(&format!("{p}ln_2.weight"), &[w])?, a(&format!("{p}ln_2.bias"), &[w])?, LN_EPS),
+                fc1: Linear::from_torch(a(&format!("{p}mlp.c_fc.weight"), &[h, w])?, Some(a(&format!("{p}mlp.c_fc.bias"), &[h])?))?,
+                fc2: Linear::from_torch(a(&format!("{p}mlp.c_proj.weight"), &[w, h])?, Some(a(&format!("{p}mlp.c_proj.bias"), &[w])?))?,
             });
         }
         let tower = TextTower {
@@ -118,12 +109,7 @@ impl TextTower {
     fn materialize(&self) -> Result<()> {
         let mut all: Vec<&Array> = vec![&self.token_embedding, &self.positional_embedding, &self.projection];
         for b in &self.blocks {
-            all.extend(b.ln_1.arrays());
-            all.extend(b.ln_2.arrays());
-            all.extend(b.qkv.arrays());
-            all.extend(b.out.arrays());
-            all.extend(b.fc.arrays());
-            all.extend(b.proj.arrays());
+            all.extend(b.arrays());
         }
         all.extend(self.ln_final.arrays());
         mlx_rs::transforms::eval(all)?;
@@ -153,7 +139,6 @@ impl TextTower {
             return Err(EngineError::InvalidInput(format!("token id {bad} outside the vocabulary (0..{vocab})")));
         }
         let (w, heads) = (self.cfg.width as i32, self.cfg.heads as i32);
-        let hd = w / heads;
         let (b, l) = (batch as i32, ctx as i32);
 
         let ids_arr = Array::from_slice(ids, &[b * l]);
@@ -161,15 +146,7 @@ impl TextTower {
         x = x.add(&self.positional_embedding)?;
 
         for blk in &self.blocks {
-            let h = blk.ln_1.forward(&x)?;
-            let qkv = blk.qkv.forward(&h)?.reshape(&[b, l, 3, heads, hd])?.transpose_axes(&[2, 0, 3, 1, 4])?;
-            let (q, k, v) = (qkv.take_axis(&Array::from_int(0), 0)?, qkv.take_axis(&Array::from_int(1), 0)?, qkv.take_axis(&Array::from_int(2), 0)?);
-            let att = nn::attention(&q, &k, &v, self.cfg.causal())?; // [b, heads, l, hd]
-            let att = att.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, w])?;
-            x = x.add(&blk.out.forward(&att)?)?;
-            let h = blk.ln_2.forward(&x)?;
-            let h = nn::gelu(&blk.fc.forward(&h)?)?;
-            x = x.add(&blk.proj.forward(&h)?)?;
+            x = blk.forward(&x, heads, self.cfg.causal())?;
         }
         let x = self.ln_final.forward(&x)?;
 

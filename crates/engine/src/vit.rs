@@ -19,7 +19,7 @@ use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::Array;
 
 use crate::error::{EngineError, Result};
-use crate::nn::{self, Linear, Norm};
+use crate::nn::{self, EncoderBlock, Linear, Norm};
 use crate::weights::Weights;
 
 const PREFIX: &str = "visual.trunk.";
@@ -163,15 +163,6 @@ pub fn expected_keys(spec: &VitSpec, embed_dim: usize) -> Vec<(String, Vec<usize
     keys
 }
 
-struct Block {
-    norm1: Norm,
-    qkv: Linear,
-    proj: Linear,
-    norm2: Norm,
-    fc1: Linear,
-    fc2: Linear,
-}
-
 pub struct Vit {
     spec: VitSpec,
     embed_dim: usize,
@@ -179,7 +170,7 @@ pub struct Vit {
     cls_token: Array,
     pos_embed: Array,
     norm_pre: Option<Norm>,
-    blocks: Vec<Block>,
+    blocks: Vec<EncoderBlock>,
     norm: Norm,
     head: Linear,
 }
@@ -294,7 +285,7 @@ impl Vit {
         let mut blocks = Vec::with_capacity(spec.depth);
         for i in 0..spec.depth {
             let p = format!("blocks.{i}.");
-            blocks.push(Block {
+            blocks.push(EncoderBlock {
                 norm1: ln(&format!("{p}norm1"))?,
                 qkv: lin(&format!("{p}attn.qkv"), 3 * w, w)?,
                 proj: lin(&format!("{p}attn.proj"), w, w)?,
@@ -329,11 +320,7 @@ impl Vit {
             all.extend(n.arrays());
         }
         for b in &self.blocks {
-            for l in [&b.qkv, &b.proj, &b.fc1, &b.fc2] {
-                all.extend(l.arrays());
-            }
-            all.extend(b.norm1.arrays());
-            all.extend(b.norm2.arrays());
+            all.extend(b.arrays());
         }
         all.extend(self.norm.arrays());
         all.extend(self.head.arrays());
@@ -382,17 +369,9 @@ impl Vit {
         if let Some(norm) = &self.norm_pre {
             tokens = norm.forward(&tokens)?;
         }
-        let l = tokens.shape()[1];
         let heads = self.spec.heads as i32;
-        let hd = w / heads;
         for blk in &self.blocks {
-            let y = blk.norm1.forward(&tokens)?;
-            let qkv = blk.qkv.forward(&y)?.reshape(&[n, l, 3, heads, hd])?.transpose_axes(&[2, 0, 3, 1, 4])?;
-            let (q, k, v) = (qkv.try_index(0)?, qkv.try_index(1)?, qkv.try_index(2)?);
-            let att = nn::attention(&q, &k, &v, false)?.transpose_axes(&[0, 2, 1, 3])?.reshape(&[n, l, w])?;
-            tokens = tokens.add(&blk.proj.forward(&att)?)?;
-            let y = nn::gelu(&blk.fc1.forward(&blk.norm2.forward(&tokens)?)?)?;
-            tokens = tokens.add(&blk.fc2.forward(&y)?)?;
+            tokens = blk.forward(&tokens, heads, false)?;
         }
         // The final LayerNorm is per token: normalising only the class token is the same.
         let cls = tokens.try_index((.., 0, ..))?;
