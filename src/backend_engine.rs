@@ -85,12 +85,7 @@ pub fn engine() -> Result<Rc<Loaded>, EngineError> {
     ENGINE.with(|e| e.borrow_mut().take());
     let t = Instant::now();
     let engine = Engine::load(&path, LoadOptions::default())?;
-    let loaded = Rc::new(Loaded {
-        path,
-        load_ms: t.elapsed().as_secs_f64() * 1e3,
-        engine,
-        text_cache: RefCell::new(HashMap::new()),
-    });
+    let loaded = Rc::new(Loaded { path, load_ms: t.elapsed().as_secs_f64() * 1e3, engine, text_cache: RefCell::new(HashMap::new()) });
     ENGINE.with(|e| *e.borrow_mut() = Some(loaded.clone()));
     Ok(loaded)
 }

@@ -88,10 +88,7 @@ pub fn device() -> EngineDevice {
 
 /// `mobileclip.model_path`, if set to something non-empty.
 pub fn model_path() -> Option<String> {
-    MODEL_PATH
-        .get()
-        .map(|c| c.to_string_lossy().into_owned())
-        .filter(|s| !s.trim().is_empty())
+    MODEL_PATH.get().map(|c| c.to_string_lossy().into_owned()).filter(|s| !s.trim().is_empty())
 }
 
 pub fn image_limits() -> mobileclip_engine::preprocess::ImageLimits {

@@ -17,9 +17,8 @@ use crate::vector::Vector;
 fn clip_runtime_info(bench: default!(bool, false)) -> JsonB {
     backend_engine::runtime().or_raise();
     let info = runtime::runtime_info().or_raise();
-    let mut value = serde_json::to_value(&info).unwrap_or_else(|e| {
-        crate::errors::raise(EngineError::Mlx(format!("runtime info not serializable: {e}")))
-    });
+    let mut value = serde_json::to_value(&info)
+        .unwrap_or_else(|e| crate::errors::raise(EngineError::Mlx(format!("runtime info not serializable: {e}"))));
     value["extension_version"] = env!("CARGO_PKG_VERSION").into();
     if bench {
         let mut rows = Vec::new();
@@ -77,7 +76,11 @@ fn matrix(name: &str, arr: Array<'_, f32>) -> (Vec<f32>, [usize; 2]) {
 #[pg_extern(stable, strict, parallel_safe, cost = 100000)]
 fn clip_embed_text(input: &str) -> Vector {
     let loaded = backend_engine::engine().or_raise();
-    let v = loaded.embed_text_cached(input, &mut || { pgrx::check_for_interrupts!(); }).or_raise();
+    let v = loaded
+        .embed_text_cached(input, &mut || {
+            pgrx::check_for_interrupts!();
+        })
+        .or_raise();
     Vector(v.as_ref().clone())
 }
 
@@ -90,7 +93,9 @@ fn clip_embed_texts(inputs: Array<'_, &str>) -> Vec<Option<Vector>> {
     let present: Vec<&str> = items.iter().flatten().copied().collect();
     let mut embedded = loaded
         .engine
-        .embed_texts_with(&present, guc::batch_size(), &mut || { pgrx::check_for_interrupts!(); })
+        .embed_texts_with(&present, guc::batch_size(), &mut || {
+            pgrx::check_for_interrupts!();
+        })
         .or_raise()
         .into_iter();
     items.iter().map(|item| item.and_then(|_| embedded.next().map(Vector))).collect()
@@ -105,7 +110,9 @@ fn clip_embed_image(image: &[u8]) -> Vector {
     let loaded = backend_engine::engine().or_raise();
     let v = loaded
         .engine
-        .embed_images_with(&[Some(image)], 1, &guc::image_limits(), &mut || { pgrx::check_for_interrupts!(); })
+        .embed_images_with(&[Some(image)], 1, &guc::image_limits(), &mut || {
+            pgrx::check_for_interrupts!();
+        })
         .or_raise();
     Vector(v.into_iter().flatten().next().unwrap_or_default())
 }

@@ -83,9 +83,7 @@ fn main() {
     println!("cargo::metadata=wheel={}", wheel.display());
     println!(
         "cargo::metadata=include={}",
-        env::join_paths([include.as_path(), mlx_c_root.as_path()])
-            .expect("include paths")
-            .to_string_lossy()
+        env::join_paths([include.as_path(), mlx_c_root.as_path()]).expect("include paths").to_string_lossy()
     );
     println!("cargo::metadata=version={MLX_VERSION}");
 
@@ -122,12 +120,8 @@ fn list(dir: &Path, ext: &str) -> Vec<PathBuf> {
 
 fn check_version(include: &Path) {
     let header = include.join("mlx/version.h");
-    let text = fs::read_to_string(&header)
-        .unwrap_or_else(|e| panic!("{}: {e} (is this an MLX wheel directory?)", header.display()));
-    let num = |name: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix("#define ")?.strip_prefix(name)?.trim().parse::<u32>().ok())
-    };
+    let text = fs::read_to_string(&header).unwrap_or_else(|e| panic!("{}: {e} (is this an MLX wheel directory?)", header.display()));
+    let num = |name: &str| text.lines().find_map(|l| l.trim().strip_prefix("#define ")?.strip_prefix(name)?.trim().parse::<u32>().ok());
     let found = format!(
         "{}.{}.{}",
         num("MLX_VERSION_MAJOR").unwrap_or(0),

@@ -218,8 +218,7 @@ fn parity(variants: &[String], fixtures: &Path, work: &Path) -> CliResult {
         let dir = work.join(v);
         random_model(v, &dir, fixtures, false)?;
         let engine = Engine::load(&dir, LoadOptions::default())?;
-        let r: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(fixtures.join(format!("models/text_{v}.json")))?)?;
+        let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join(format!("models/text_{v}.json")))?)?;
         let texts: Vec<&str> = r["texts"].as_array().ok_or("texts")?.iter().filter_map(|t| t.as_str()).collect();
         let ids: Vec<Vec<i32>> = serde_json::from_value(r["ids"].clone())?;
         let want: Vec<Vec<f32>> = serde_json::from_value(r["embeddings"].clone())?;
@@ -235,8 +234,7 @@ fn parity(variants: &[String], fixtures: &Path, work: &Path) -> CliResult {
             r["spread"]["mean_pairwise_cos"].as_f64().unwrap_or(f64::NAN)
         );
         failed |= !(min_cos >= 0.99999) || worst > 1e-4 || same_ids != texts.len();
-        let ir: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(fixtures.join(format!("models/image_{v}.json")))?)?;
+        let ir: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join(format!("models/image_{v}.json")))?)?;
         let names: Vec<String> = serde_json::from_value(ir["images"].clone())?;
         let want: Vec<Vec<f32>> = serde_json::from_value(ir["embeddings"].clone())?;
         let files = names.iter().map(|n| read_file(&fixtures.join("images/src").join(n))).collect::<Result<Vec<_>, _>>()?;
@@ -282,10 +280,7 @@ fn bench_text(model: &Path, batches: &[usize], runs: usize) -> CliResult {
     let mut rows = Vec::new();
     for &b in batches {
         let b = b.clamp(1, 256);
-        let ids: Vec<i32> = (0..b)
-            .map(|i| engine.tokenize(BENCH_TEXTS[i % BENCH_TEXTS.len()]))
-            .collect::<Result<Vec<_>, _>>()?
-            .concat();
+        let ids: Vec<i32> = (0..b).map(|i| engine.tokenize(BENCH_TEXTS[i % BENCH_TEXTS.len()])).collect::<Result<Vec<_>, _>>()?.concat();
         let run = || -> Result<f64, Box<dyn std::error::Error>> {
             let t = std::time::Instant::now();
             let out = engine.embed_token_ids_batch(&ids, b)?;
@@ -355,12 +350,7 @@ fn numpy_side(python: &str, cases: &[microbench::Case], runs: usize) -> Result<s
         .spawn()
         .map_err(|e| format!("cannot run {python}: {e}"))?;
     let req = serde_json::json!({ "cases": cases, "runs": runs });
-    child
-        .stdin
-        .take()
-        .ok_or("no stdin")?
-        .write_all(req.to_string().as_bytes())
-        .map_err(|e| e.to_string())?;
+    child.stdin.take().ok_or("no stdin")?.write_all(req.to_string().as_bytes()).map_err(|e| e.to_string())?;
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(format!("{python} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
@@ -389,11 +379,7 @@ fn bench_runtime(runs: usize, python: &str, json: bool) -> CliResult {
         }
     };
     let np_median = |i: usize| -> Option<f64> {
-        let runs: Vec<f64> = numpy.as_ref()?["results"][i]["runs_ms"]
-            .as_array()?
-            .iter()
-            .filter_map(|v| v.as_f64())
-            .collect();
+        let runs: Vec<f64> = numpy.as_ref()?["results"][i]["runs_ms"].as_array()?.iter().filter_map(|v| v.as_f64()).collect();
         Some(microbench::median(&runs))
     };
     if json {

@@ -128,8 +128,7 @@ pub struct PreprocessCfg {
 
 impl ModelConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| EngineError::Model(format!("{}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| EngineError::Model(format!("{}: {e}", path.display())))?;
         Self::from_json(&text).map_err(|e| match e {
             EngineError::Model(m) => EngineError::Model(format!("{}: {m}", path.display())),
             other => other,
@@ -137,8 +136,7 @@ impl ModelConfig {
     }
 
     pub fn from_json(text: &str) -> Result<Self> {
-        let cfg: ModelConfig =
-            serde_json::from_str(text).map_err(|e| EngineError::Model(format!("not a valid open_clip config: {e}")))?;
+        let cfg: ModelConfig = serde_json::from_str(text).map_err(|e| EngineError::Model(format!("not a valid open_clip config: {e}")))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -245,9 +243,7 @@ impl ModelConfig {
         }
         match pre.resize_mode.as_deref() {
             None | Some("shortest") => {}
-            Some(other) => {
-                return Err(bad("preprocess_cfg.resize_mode", format!("\"{other}\" is not supported (shortest is)")))
-            }
+            Some(other) => return Err(bad("preprocess_cfg.resize_mode", format!("\"{other}\" is not supported (shortest is)"))),
         }
         let three = |field: &str, v: &Option<Vec<f32>>, default: [f32; 3]| -> Result<[f32; 3]> {
             match v {

@@ -40,7 +40,13 @@ pub fn depthwise(x: &Array, weight: &Array, bias: Option<&Array>, stride: usize)
     let ws = weight.shape();
     if let (&[n, h, w, c], &[k, k2, wc, 1]) = (x.shape(), ws) {
         // k x k stride 1: as GEMMs where measured faster (7x7 always, 3x3 on narrow maps)
-        if stride == 1 && !SHIFT_MAD_ONLY.load(std::sync::atomic::Ordering::Relaxed) && k == k2 && k % 2 == 1 && wc == c && (k >= 7 || (k >= 3 && w <= TILE)) {
+        if stride == 1
+            && !SHIFT_MAD_ONLY.load(std::sync::atomic::Ordering::Relaxed)
+            && k == k2
+            && k % 2 == 1
+            && wc == c
+            && (k >= 7 || (k >= 3 && w <= TILE))
+        {
             let y = depthwise_gemm(x, weight, [n, h, w, c], k)?;
             return match bias {
                 Some(b) => Ok(y.add(b)?),
@@ -85,12 +91,7 @@ fn depthwise_gemm(x: &Array, weight: &Array, [n, h, w, c]: [i32; 4], k: i32) -> 
     let e = Array::from_slice(&e, &[k, tp * t]);
     let taps = weight.reshape(&[k, k, c])?.transpose_axes(&[0, 2, 1])?.reshape(&[k * c, k])?;
     let bands = taps.matmul(&e)?.reshape(&[k, c, 1, tp, t])?;
-    let xt = mlx_rs::ops::pad(
-        &x.transpose_axes(&[0, 3, 1, 2])?,
-        &[(0, 0), (0, 0), (p, p), (p, p + nt * t - w)][..],
-        None,
-        None,
-    )?;
+    let xt = mlx_rs::ops::pad(&x.transpose_axes(&[0, 3, 1, 2])?, &[(0, 0), (0, 0), (p, p), (p, p + nt * t - w)][..], None, None)?;
     let tiles = if nt == 1 {
         xt.expand_dims(2)?
     } else {
@@ -211,14 +212,18 @@ pub fn pointwise(x: &Array, lin: &Linear) -> Result<Array> {
 /// [`dense_im2col`]). Meant for few input channels (stem.0 has 3), where the column matrix
 /// is small. `then` runs on row chunks of the [N*Ho*Wo, O] result (e.g. the activation),
 /// in cache.
-pub fn dense(x: &Array, weight: &Array, bias: Option<&Array>, k: usize, stride: usize, then: impl Fn(Array) -> Result<Array>) -> Result<Array> {
+pub fn dense(
+    x: &Array,
+    weight: &Array,
+    bias: Option<&Array>,
+    k: usize,
+    stride: usize,
+    then: impl Fn(Array) -> Result<Array>,
+) -> Result<Array> {
     let [n, h, w, c] = dims(x)?;
     let ws = weight.shape();
     if k.is_multiple_of(2) || stride == 0 || ws.len() != 2 || ws[0] as usize != k * k * c as usize {
-        return Err(EngineError::InvalidInput(format!(
-            "dense conv: weight {ws:?} does not fit input {:?} with k = {k}",
-            x.shape()
-        )));
+        return Err(EngineError::InvalidInput(format!("dense conv: weight {ws:?} does not fit input {:?} with k = {k}", x.shape())));
     }
     let p = (k / 2) as i32;
     let s = stride as i32;
@@ -329,11 +334,21 @@ mod tests {
     fn depthwise_matches_direct_loop_for_strides_and_multipliers() {
         crate::runtime::init(Default::default()).unwrap();
         // odd and even sizes: stride 2 with padding k/2 must give ceil-like sizes as PyTorch
-        for (i, &(h, w, c, k, s, m)) in
-            [(9, 8, 5, 3, 1, 1), (9, 8, 5, 7, 1, 1), (9, 8, 4, 7, 2, 2), (8, 7, 3, 3, 2, 1), (6, 6, 3, 3, 1, 2), (5, 7, 2, 3, 2, 2),
-             (33, 20, 8, 7, 1, 1), (41, 20, 8, 7, 2, 2), (12, 37, 4, 7, 1, 1), (5, 16, 3, 3, 1, 1), (4, 17, 3, 3, 1, 1)]
-                .iter()
-                .enumerate()
+        for (i, &(h, w, c, k, s, m)) in [
+            (9, 8, 5, 3, 1, 1),
+            (9, 8, 5, 7, 1, 1),
+            (9, 8, 4, 7, 2, 2),
+            (8, 7, 3, 3, 2, 1),
+            (6, 6, 3, 3, 1, 2),
+            (5, 7, 2, 3, 2, 2),
+            (33, 20, 8, 7, 1, 1),
+            (41, 20, 8, 7, 2, 2),
+            (12, 37, 4, 7, 1, 1),
+            (5, 16, 3, 3, 1, 1),
+            (4, 17, 3, 3, 1, 1),
+        ]
+        .iter()
+        .enumerate()
         {
             let n = 2;
             let xv = uniform(n * h * w * c, 100 + i as u64);

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{ImagePreprocess, ModelConfig};
 use crate::error::{EngineError, Result};
+use crate::preprocess::{self, ImageLimits, Interpolation};
 use crate::runtime;
 use crate::text::TextTower;
-use crate::preprocess::{self, ImageLimits, Interpolation};
 use crate::tokenizer::ClipTokenizer;
 use crate::vision::VisionTower;
 use crate::weights::Weights;
@@ -124,12 +124,7 @@ impl Engine {
 
     /// As `embed_texts`, in batches of `batch_size`, calling `between_batches` before each
     /// MLX batch: the extension passes a cancellation check (which may unwind).
-    pub fn embed_texts_with(
-        &self,
-        texts: &[&str],
-        batch_size: usize,
-        between_batches: &mut dyn FnMut(),
-    ) -> Result<Vec<Vec<f32>>> {
+    pub fn embed_texts_with(&self, texts: &[&str], batch_size: usize, between_batches: &mut dyn FnMut()) -> Result<Vec<Vec<f32>>> {
         let ctx = self.text.context_length();
         let mut out = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(batch_size.clamp(1, 256)) {
@@ -166,9 +161,7 @@ impl Engine {
     pub fn embed_pixels(&self, pixels: &[f32], n: usize, normalize: bool) -> Result<Vec<Vec<f32>>> {
         let s = self.image_preprocess.size as usize;
         if n * s * s > MAX_BATCH_PIXELS {
-            return Err(EngineError::LimitExceeded(format!(
-                "{n} images of {s} x {s} in one batch: more than {MAX_BATCH_PIXELS} pixels"
-            )));
+            return Err(EngineError::LimitExceeded(format!("{n} images of {s} x {s} in one batch: more than {MAX_BATCH_PIXELS} pixels")));
         }
         if n == 0 || pixels.len() != n * s * s * 3 {
             return Err(EngineError::InvalidInput(format!("{} pixel values for {n} images of {s} x {s} x 3", pixels.len())));

@@ -65,9 +65,9 @@ impl From<mlx_rs::error::Exception> for EngineError {
 fn strip_source_location(msg: &str) -> &str {
     match msg.rsplit_once(" at ") {
         Some((head, tail))
-            if tail.rsplit_once(':').is_some_and(|(file, line)| {
-                !file.is_empty() && !file.contains(' ') && line.bytes().all(|b| b.is_ascii_digit())
-            }) =>
+            if tail
+                .rsplit_once(':')
+                .is_some_and(|(file, line)| !file.is_empty() && !file.contains(' ') && line.bytes().all(|b| b.is_ascii_digit())) =>
         {
             head
         }

@@ -102,11 +102,8 @@ impl FastVit {
             } else {
                 None
             };
-            let pos = if spec.pos_emb[i] {
-                Some(blocks::dw_module(&plan, w, get(format!("{t}stages.{i}.pos_emb"))?, dim, 1)?)
-            } else {
-                None
-            };
+            let pos =
+                if spec.pos_emb[i] { Some(blocks::dw_module(&plan, w, get(format!("{t}stages.{i}.pos_emb"))?, dim, 1)?) } else { None };
             let mut bl = Vec::with_capacity(spec.depths[i]);
             for j in 0..spec.depths[i] {
                 let b = format!("{t}stages.{i}.blocks.{j}");

@@ -53,7 +53,6 @@ pub fn attention(q: &Array, k: &Array, v: &Array, causal: bool) -> Result<Array>
     Ok(mlx_rs::fast::scaled_dot_product_attention(q, k, v, scale, mask, None)?)
 }
 
-
 /// A linear layer stored for `x @ w_t + b`. PyTorch keeps weights as [out, in]; the transposed
 /// view costs nothing in MLX (the GEMM takes the transpose flag), so nothing is copied.
 pub struct Linear {
@@ -197,13 +196,8 @@ const ERF_ALPHA: [f32; 7] = [
     -2.95459980854025e-03,
     -1.60960333262415e-02,
 ];
-const ERF_BETA: [f32; 5] = [
-    -1.45660718464996e-05,
-    -2.13374055278905e-04,
-    -1.68282697438203e-03,
-    -7.37332916720468e-03,
-    -1.42647390514189e-02,
-];
+const ERF_BETA: [f32; 5] =
+    [-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02];
 
 fn erf_rational_with(x: &Array, alpha: &[f32], beta: &[f32]) -> Result<Array> {
     let x = mlx_rs::ops::clip(x, (-4.0f32, 4.0f32))?;

@@ -40,8 +40,8 @@ pub fn from_bytes(bytes: &[u8]) -> Result<(Vec<f32>, Vec<usize>)> {
         2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
         _ => return Err(bad("unknown version")),
     };
-    let header = std::str::from_utf8(bytes.get(start..start + hlen).ok_or_else(|| bad("short header"))?)
-        .map_err(|_| bad("header is not text"))?;
+    let header =
+        std::str::from_utf8(bytes.get(start..start + hlen).ok_or_else(|| bad("short header"))?).map_err(|_| bad("header is not text"))?;
     if !header.contains("'descr': '<f4'") || header.contains("'fortran_order': True") {
         return Err(bad("only '<f4' in C order is read"));
     }

@@ -33,9 +33,9 @@ impl FromStr for Interpolation {
         match s {
             "bilinear" => Ok(Interpolation::Bilinear),
             "bicubic" => Ok(Interpolation::Bicubic),
-            other => Err(EngineError::InvalidInput(format!(
-                "image interpolation {other:?} is not supported (use \"bilinear\" or \"bicubic\")"
-            ))),
+            other => {
+                Err(EngineError::InvalidInput(format!("image interpolation {other:?} is not supported (use \"bilinear\" or \"bicubic\")")))
+            }
         }
     }
 }

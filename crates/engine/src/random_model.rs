@@ -92,8 +92,7 @@ pub fn write_safetensors(path: &Path, rows: &[InitRow], keep: impl Fn(&str) -> b
                 .map_err(|e| EngineError::InvalidInput(format!("{k}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    safetensors::serialize_to_file(views, None, path)
-        .map_err(|e| EngineError::InvalidInput(format!("{}: {e}", path.display())))
+    safetensors::serialize_to_file(views, None, path).map_err(|e| EngineError::InvalidInput(format!("{}: {e}", path.display())))
 }
 
 /// Writes a model directory in the Hugging Face `timm/MobileCLIP2-<V>-OpenCLIP` layout for
@@ -105,9 +104,7 @@ pub fn write_model_dir(fixtures: &Path, variant: &str, out: &Path, text_only: bo
     let init = fixtures.join(format!("models/init_{variant}.tsv"));
     let rows = parse_init_tsv(&std::fs::read_to_string(&init).map_err(|e| io(&init, e))?)?;
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
-    write_safetensors(&out.join("open_clip_model.safetensors"), &rows, |k| {
-        !text_only || k.starts_with("text.") || k == "logit_scale"
-    })?;
+    write_safetensors(&out.join("open_clip_model.safetensors"), &rows, |k| !text_only || k.starts_with("text.") || k == "logit_scale")?;
     for (from, to) in [
         (fixtures.join(format!("configs/open_clip_config_{variant}.json")), "open_clip_config.json"),
         (fixtures.join("tokenizer/tokenizer.json"), "tokenizer.json"),
@@ -152,7 +149,8 @@ mod tests {
         };
         let t: Vec<u32> = tensor(&row)[..5].iter().map(|v| v.to_bits()).collect();
         assert_eq!(t, vec![0xbc3a7f0c, 0x3c845e89, 0x3b095de6, 0xbcaec4e8, 0x3c82582f]);
-        let ls = InitRow { key: "logit_scale".into(), shape: vec![], dtype: "float32".into(), offset: 2.6592600345611572f64 as f32, scale: 0.5 };
+        let ls =
+            InitRow { key: "logit_scale".into(), shape: vec![], dtype: "float32".into(), offset: 2.6592600345611572f64 as f32, scale: 0.5 };
         assert_eq!(fnv1a64("logit_scale"), 0xccda59a2223ea645);
         assert_eq!(tensor(&ls)[0].to_bits(), 0x4024b678);
     }

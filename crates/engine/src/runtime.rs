@@ -40,9 +40,7 @@ impl std::str::FromStr for Device {
         match s.trim().to_ascii_lowercase().as_str() {
             "cpu" => Ok(Device::Cpu),
             "gpu" | "metal" => Ok(Device::Gpu),
-            other => Err(EngineError::InvalidInput(format!(
-                "unknown device \"{other}\" (expected \"cpu\" or \"gpu\")"
-            ))),
+            other => Err(EngineError::InvalidInput(format!("unknown device \"{other}\" (expected \"cpu\" or \"gpu\")"))),
         }
     }
 }
@@ -67,10 +65,7 @@ static INIT: OnceLock<std::result::Result<InitOptions, String>> = OnceLock::new(
 /// Makes MLX safe to use from this process. Idempotent: later calls return the first outcome
 /// (their options are ignored: the settings are process-wide).
 pub fn init(options: InitOptions) -> Result<()> {
-    INIT.get_or_init(|| init_once(options))
-        .as_ref()
-        .map(|_| ())
-        .map_err(|e| EngineError::Mlx(format!("MLX runtime failed to start: {e}")))
+    INIT.get_or_init(|| init_once(options)).as_ref().map(|_| ()).map_err(|e| EngineError::Mlx(format!("MLX runtime failed to start: {e}")))
 }
 
 fn init_once(options: InitOptions) -> std::result::Result<InitOptions, String> {
@@ -103,8 +98,7 @@ pub fn set_device(device: Device) -> Result<()> {
         Device::Gpu => {
             if !metal_available()? {
                 return Err(EngineError::Unsupported(
-                    "device \"gpu\" needs MLX with Metal (macOS on Apple silicon); this build runs on the CPU only"
-                        .into(),
+                    "device \"gpu\" needs MLX with Metal (macOS on Apple silicon); this build runs on the CPU only".into(),
                 ));
             }
             mlx_rs::Device::set_default(&mlx_rs::Device::gpu())
@@ -234,9 +228,9 @@ pub struct ThreadInfo {
 }
 
 pub fn thread_info() -> ThreadInfo {
-    let process_threads = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
-        s.lines().find_map(|l| l.strip_prefix("Threads:").and_then(|v| v.trim().parse().ok()))
-    });
+    let process_threads = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Threads:").and_then(|v| v.trim().parse().ok())));
     ThreadInfo {
         available_parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         process_threads,

@@ -30,10 +30,7 @@ pub struct TextTower {
 /// Every tensor the text tower of `cfg` reads, with its shape (training form = inference form).
 pub fn expected_keys(cfg: &TextCfg, embed_dim: usize) -> Vec<(String, Vec<usize>)> {
     let (w, ctx, v, h) = (cfg.width, cfg.context_length, cfg.vocab_size, cfg.mlp_width());
-    let mut keys = vec![
-        ("text.token_embedding.weight".to_string(), vec![v, w]),
-        ("text.positional_embedding".to_string(), vec![ctx, w]),
-    ];
+    let mut keys = vec![("text.token_embedding.weight".to_string(), vec![v, w]), ("text.positional_embedding".to_string(), vec![ctx, w])];
     for i in 0..cfg.layers {
         let p = format!("text.transformer.resblocks.{i}.");
         for (name, shape) in [
@@ -63,8 +60,7 @@ impl TextTower {
     pub fn load(weights: &Weights, cfg: &TextCfg, embed_dim: usize) -> Result<Self> {
         let expected = expected_keys(cfg, embed_dim);
         let names: HashSet<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
-        let mut extra: Vec<String> =
-            weights.keys().into_iter().filter(|k| k.starts_with(PREFIX) && !names.contains(k.as_str())).collect();
+        let mut extra: Vec<String> = weights.keys().into_iter().filter(|k| k.starts_with(PREFIX) && !names.contains(k.as_str())).collect();
         if !extra.is_empty() {
             extra.sort();
             let more = if extra.len() > 3 { format!(" (and {} more)", extra.len() - 3) } else { String::new() };
@@ -85,8 +81,14 @@ impl TextTower {
             let p = format!("text.transformer.resblocks.{i}.");
             blocks.push(EncoderBlock {
                 norm1: Norm::layer(a(&format!("{p}ln_1.weight"), &[w])?, a(&format!("{p}ln_1.bias"), &[w])?, LN_EPS),
-                qkv: Linear::from_torch(a(&format!("{p}attn.in_proj_weight"), &[3 * w, w])?, Some(a(&format!("{p}attn.in_proj_bias"), &[3 * w])?))?,
-                proj: Linear::from_torch(a(&format!("{p}attn.out_proj.weight"), &[w, w])?, Some(a(&format!("{p}attn.out_proj.bias"), &[w])?))?,
+                qkv: Linear::from_torch(
+                    a(&format!("{p}attn.in_proj_weight"), &[3 * w, w])?,
+                    Some(a(&format!("{p}attn.in_proj_bias"), &[3 * w])?),
+                )?,
+                proj: Linear::from_torch(
+                    a(&format!("{p}attn.out_proj.weight"), &[w, w])?,
+                    Some(a(&format!("{p}attn.out_proj.bias"), &[w])?),
+                )?,
                 norm2: Norm::layer(a(&format!("{p}ln_2.weight"), &[w])?, a(&format!("{p}ln_2.bias"), &[w])?, LN_EPS),
                 fc1: Linear::from_torch(a(&format!("{p}mlp.c_fc.weight"), &[h, w])?, Some(a(&format!("{p}mlp.c_fc.bias"), &[h])?))?,
                 fc2: Linear::from_torch(a(&format!("{p}mlp.c_proj.weight"), &[w, h])?, Some(a(&format!("{p}mlp.c_proj.bias"), &[w])?))?,
@@ -129,10 +131,7 @@ impl TextTower {
     pub fn forward(&self, ids: &[i32], batch: usize, normalize: bool) -> Result<Array> {
         let ctx = self.cfg.context_length;
         if ids.len() != batch * ctx || batch == 0 {
-            return Err(EngineError::InvalidInput(format!(
-                "{} token ids for a batch of {batch} x {ctx}",
-                ids.len()
-            )));
+            return Err(EngineError::InvalidInput(format!("{} token ids for a batch of {batch} x {ctx}", ids.len())));
         }
         let vocab = self.cfg.vocab_size as i32;
         if let Some(bad) = ids.iter().find(|&&t| t < 0 || t >= vocab) {

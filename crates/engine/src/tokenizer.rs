@@ -37,8 +37,8 @@ pub struct ClipTokenizer {
 
 impl ClipTokenizer {
     pub fn from_file(path: &Path, vocab_size: usize, context: usize) -> Result<Self> {
-        let bpe = Tokenizer::from_file(path)
-            .map_err(|e| EngineError::Model(format!("{}: not a usable tokenizer.json: {e}", path.display())))?;
+        let bpe =
+            Tokenizer::from_file(path).map_err(|e| EngineError::Model(format!("{}: not a usable tokenizer.json: {e}", path.display())))?;
         let n = bpe.get_vocab_size(true);
         if n != vocab_size {
             return Err(EngineError::Model(format!(
@@ -48,15 +48,10 @@ impl ClipTokenizer {
         }
         // open_clip's vocabulary ends with the two special tokens.
         let (sot, eot) = (vocab_size as i32 - 2, vocab_size as i32 - 1);
-        for (names, want) in [(["<|startoftext|>", "<start_of_text>"], sot), (["<|endoftext|>", "<end_of_text>"], eot)]
-        {
+        for (names, want) in [(["<|startoftext|>", "<start_of_text>"], sot), (["<|endoftext|>", "<end_of_text>"], eot)] {
             let found: Vec<u32> = names.iter().filter_map(|t| bpe.token_to_id(t)).collect();
             if found.is_empty() || found.iter().any(|&id| id as i32 != want) {
-                return Err(EngineError::Model(format!(
-                    "{}: special token {} must have id {want}",
-                    path.display(),
-                    names[0]
-                )));
+                return Err(EngineError::Model(format!("{}: special token {} must have id {want}", path.display(), names[0])));
             }
         }
         Ok(ClipTokenizer { bpe, byte_to_char: bytes_to_unicode(), sot, eot, context })
@@ -76,11 +71,8 @@ impl ClipTokenizer {
                 "<end_of_text>" => ids.push(self.eot),
                 _ => {
                     let mapped: String = piece.bytes().map(|b| self.byte_to_char[b as usize]).collect();
-                    let tokens = self
-                        .bpe
-                        .get_model()
-                        .tokenize(&mapped)
-                        .map_err(|e| EngineError::Model(format!("BPE failed on {piece:?}: {e}")))?;
+                    let tokens =
+                        self.bpe.get_model().tokenize(&mapped).map_err(|e| EngineError::Model(format!("BPE failed on {piece:?}: {e}")))?;
                     ids.extend(tokens.iter().map(|t| t.id as i32));
                 }
             }
@@ -179,9 +171,7 @@ fn split(text: &str) -> Vec<&str> {
                 continue;
             }
             Class::Number => c.len_utf8(),
-            Class::Letter | Class::Other => {
-                rest.char_indices().find(|&(_, d)| class(d) != cls).map_or(rest.len(), |(j, _)| j)
-            }
+            Class::Letter | Class::Other => rest.char_indices().find(|&(_, d)| class(d) != cls).map_or(rest.len(), |(j, _)| j),
         };
         pieces.push(&rest[..n]);
         i += n;

@@ -213,10 +213,7 @@ fn patchify(x: &Array, k: i32) -> Result<Array> {
     if h % k != 0 || w % k != 0 {
         return Err(EngineError::InvalidInput(format!("{h}x{w} input is not a multiple of the {k}x{k} patch")));
     }
-    Ok(x
-        .reshape(&[n, h / k, k, w / k, k, c])?
-        .transpose_axes(&[0, 1, 3, 2, 4, 5])?
-        .reshape(&[n, h / k, w / k, k * k * c])?)
+    Ok(x.reshape(&[n, h / k, k, w / k, k, c])?.transpose_axes(&[0, 1, 3, 2, 4, 5])?.reshape(&[n, h / k, w / k, k * k * c])?)
 }
 
 impl Vit {
@@ -228,8 +225,7 @@ impl Vit {
                 names.insert(format!("{PREFIX}patch_embed.backbone.{i}.bn.num_batches_tracked"));
             }
         }
-        let mut extra: Vec<String> =
-            weights.keys().into_iter().filter(|k| k.starts_with("visual.") && !names.contains(k)).collect();
+        let mut extra: Vec<String> = weights.keys().into_iter().filter(|k| k.starts_with("visual.") && !names.contains(k)).collect();
         if !extra.is_empty() {
             extra.sort();
             let more = if extra.len() > 3 { format!(" (and {} more)", extra.len() - 3) } else { String::new() };

@@ -76,14 +76,8 @@ impl Weights {
             .ok_or_else(|| self.err(key, "data lies outside the file".into()))?;
         match info.dtype {
             Dtype::F32 => Ok(data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
-            Dtype::F16 => Ok(data
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect()),
-            Dtype::BF16 => Ok(data
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect()),
+            Dtype::F16 => Ok(data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
+            Dtype::BF16 => Ok(data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
             other => Err(self.err(key, format!("dtype {other:?}, expected F32 (or F16/BF16)"))),
         }
     }

@@ -41,7 +41,13 @@ fn fastvit_forward_timings() {
         for batch in [1usize, 16] {
             let x = Array::from_slice(&uniform(batch * 256 * 256 * 3, 7), &[batch as i32, 256, 256, 3]);
             tower.forward(&x).unwrap().eval().unwrap(); // warm-up
-            let runs = if batch == 1 { 9 } else if v == "S0" || v == "S2" { 5 } else { 3 };
+            let runs = if batch == 1 {
+                9
+            } else if v == "S0" || v == "S2" {
+                5
+            } else {
+                3
+            };
             // FASTVIT_AB=1: alternate the shift-MAD-only depthwise path (A) with the default (B)
             let ab = std::env::var_os("FASTVIT_AB").is_some();
             let (mut ta, mut tb) = (Vec::new(), Vec::new());
@@ -51,7 +57,11 @@ fn fastvit_forward_timings() {
                 let t = Instant::now();
                 tower.forward(&x).unwrap().eval().unwrap();
                 let ms = t.elapsed().as_secs_f64() * 1e3;
-                if a { ta.push(ms) } else { tb.push(ms) }
+                if a {
+                    ta.push(ms)
+                } else {
+                    tb.push(ms)
+                }
             }
             mobileclip_engine::conv::SHIFT_MAD_ONLY.store(false, std::sync::atomic::Ordering::Relaxed);
             if ab {

@@ -46,7 +46,11 @@ fn pixels(i: usize, mean: &[f32; 3], std: &[f32; 3]) -> Vec<f32> {
             let fx = (x % cell) as f32 / cell as f32;
             for ch in 0..3 {
                 let v = if sharp {
-                    if at(iy, ix, ch) > 0.5 { 1.0 } else { 0.0 }
+                    if at(iy, ix, ch) > 0.5 {
+                        1.0
+                    } else {
+                        0.0
+                    }
                 } else {
                     (at(iy, ix, ch) * (1.0 - fy) + at(iy + 1, ix, ch) * fy) * (1.0 - fx)
                         + (at(iy, ix + 1, ch) * (1.0 - fy) + at(iy + 1, ix + 1, ch) * fy) * fx

@@ -35,7 +35,12 @@ fn reference(v: &str) -> Reference {
     let f32s = |x: &serde_json::Value| -> Vec<f32> { x.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect() };
     Reference {
         texts: j["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect(),
-        ids: j["ids"].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i32).collect()).collect(),
+        ids: j["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_array().unwrap().iter().map(|v| v.as_i64().unwrap() as i32).collect())
+            .collect(),
         embeddings: j["embeddings"].as_array().unwrap().iter().map(f32s).collect(),
         mean_pairwise_cos: j["spread"]["mean_pairwise_cos"].as_f64().unwrap(),
     }
@@ -124,12 +129,7 @@ fn both_towers_match_open_clip_for_every_variant() {
         let engine = Engine::load(&dir, LoadOptions::default()).unwrap();
         let load_s = t.elapsed().as_secs_f64();
         let (min_cos, worst) = check_variant(v, &engine, &r);
-        text_table.push(format!(
-            "| {v} | {} | {:.1e} | {worst:.2e} | {:.4} |",
-            r.texts.len(),
-            1.0 - min_cos,
-            r.mean_pairwise_cos
-        ));
+        text_table.push(format!("| {v} | {} | {:.1e} | {worst:.2e} | {:.4} |", r.texts.len(), 1.0 - min_cos, r.mean_pairwise_cos));
         let t = std::time::Instant::now();
         let ((same_cos, same_abs), (e2e_cos, e2e_abs)) = check_images(v, &engine, &ir);
         image_table.push(format!(
@@ -215,4 +215,3 @@ fn strings_tokenize_to_the_reference_ids() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(mismatches.is_empty(), "texts tokenized differently from open_clip: {mismatches:?}");
 }
-

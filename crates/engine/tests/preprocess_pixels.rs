@@ -61,7 +61,13 @@ fn crops_match_open_clip() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["size"].as_u64().unwrap() as u32, s["interpolation"].as_str().unwrap().parse().unwrap(), s["dir"].as_str().unwrap().to_string()))
+        .map(|s| {
+            (
+                s["size"].as_u64().unwrap() as u32,
+                s["interpolation"].as_str().unwrap().parse().unwrap(),
+                s["dir"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     let limits = ImageLimits::default();
     let mut failures = Vec::new();
@@ -102,7 +108,11 @@ fn crops_match_open_clip() {
         }
         println!("{row}");
     }
-    println!("{total_exact} of {total} crops bit-exact; {:.1} s; JPEG: libjpeg-turbo {}", t0.elapsed().as_secs_f64(), libjpeg_turbo_version());
+    println!(
+        "{total_exact} of {total} crops bit-exact; {:.1} s; JPEG: libjpeg-turbo {}",
+        t0.elapsed().as_secs_f64(),
+        libjpeg_turbo_version()
+    );
     assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -154,7 +164,10 @@ fn recognised_but_unsupported_formats() {
     // ICO: recognised by its magic, not compiled in.
     let ico = [0u8, 0, 1, 0, 1, 0, 16, 16, 0, 0, 1, 0, 32, 0, 0, 0, 0, 0, 22, 0, 0, 0];
     let e = err_of(&ico, &l);
-    assert!(matches!(e, EngineError::Unsupported(ref m) if m.contains("ICO images are not supported") && m.contains("supported formats")), "{e:?}");
+    assert!(
+        matches!(e, EngineError::Unsupported(ref m) if m.contains("ICO images are not supported") && m.contains("supported formats")),
+        "{e:?}"
+    );
     let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
     let e = err_of(heic, &l);
     assert!(matches!(e, EngineError::Unsupported(ref m) if m.contains("HEIF")), "{e:?}");
@@ -163,7 +176,18 @@ fn recognised_but_unsupported_formats() {
 #[test]
 fn truncated_files_are_invalid_input() {
     let l = ImageLimits::default();
-    for name in ["jpeg_420.jpg", "jpeg_progressive.jpg", "png_rgb.png", "png_palette.png", "gif_static.gif", "webp_lossy.webp", "webp_lossless.webp", "bmp_24.bmp", "tiff_lzw.tif", "tiff_rgb.tif"] {
+    for name in [
+        "jpeg_420.jpg",
+        "jpeg_progressive.jpg",
+        "png_rgb.png",
+        "png_palette.png",
+        "gif_static.gif",
+        "webp_lossy.webp",
+        "webp_lossless.webp",
+        "bmp_24.bmp",
+        "tiff_lzw.tif",
+        "tiff_rgb.tif",
+    ] {
         let b = read_src(name);
         let half = &b[..b.len() / 2];
         let e = err_of(half, &l);
@@ -178,8 +202,16 @@ fn truncated_files_are_invalid_input() {
     }
 }
 
-const JPEGS: &[&str] =
-    &["jpeg_420.jpg", "jpeg_444.jpg", "jpeg_422.jpg", "jpeg_progressive.jpg", "jpeg_gray.jpg", "jpeg_cmyk.jpg", "jpeg_exif6.jpg", "jpeg_restart.jpg"];
+const JPEGS: &[&str] = &[
+    "jpeg_420.jpg",
+    "jpeg_444.jpg",
+    "jpeg_422.jpg",
+    "jpeg_progressive.jpg",
+    "jpeg_gray.jpg",
+    "jpeg_cmyk.jpg",
+    "jpeg_exif6.jpg",
+    "jpeg_restart.jpg",
+];
 
 /// Where the first scan's entropy-coded data starts.
 fn jpeg_scan_start(b: &[u8]) -> usize {
@@ -240,7 +272,11 @@ fn corrupt_jpeg_never_crashes() {
         // Bytes after EOI are ignored, as by Pillow.
         let mut c = b.clone();
         c.extend_from_slice(b"trailing bytes after EOI");
-        assert_eq!(load_crop(&c, 224, Interpolation::Bicubic, &l).unwrap(), load_crop(&b, 224, Interpolation::Bicubic, &l).unwrap(), "{name}");
+        assert_eq!(
+            load_crop(&c, 224, Interpolation::Bicubic, &l).unwrap(),
+            load_crop(&b, 224, Interpolation::Bicubic, &l).unwrap(),
+            "{name}"
+        );
     }
     println!("corrupted JPEGs: {ok} decoded, {err} errors");
     assert!(ok > 0 && err > 0, "{ok} decoded, {err} errors");
@@ -286,10 +322,7 @@ fn decompression_bombs_fail_from_the_header() {
     let t = Instant::now();
     for (what, bytes) in [("PNG 100000x100000", png_header(100_000, 100_000)), ("JPEG 65535x65535", jpeg_header(65535, 65535))] {
         let e = err_of(&bytes, &l);
-        assert!(
-            matches!(e, EngineError::LimitExceeded(ref m) if m.contains("max_image_pixels") && m.contains("pixels")),
-            "{what}: {e:?}"
-        );
+        assert!(matches!(e, EngineError::LimitExceeded(ref m) if m.contains("max_image_pixels") && m.contains("pixels")), "{what}: {e:?}");
         let e = probe(&bytes, &l).unwrap_err();
         assert!(matches!(e, EngineError::LimitExceeded(_)), "{what}: {e:?}");
         println!("{what}: {e}");

@@ -28,10 +28,7 @@ fn fixtures() -> PathBuf {
 fn jsonl<T: serde::de::DeserializeOwned>(name: &str) -> Vec<T> {
     let path = fixtures().join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name} line {i}: {e}")))
-        .collect()
+    text.lines().enumerate().map(|(i, l)| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name} line {i}: {e}"))).collect()
 }
 
 struct Fixtures {
@@ -215,9 +212,6 @@ fn fuzz_against_open_clip() {
             );
         }
     }
-    println!(
-        "fuzz: {n} cases in {:.1} ms; clean differs on {bad_clean}, ids differ on {bad_ids}",
-        start.elapsed().as_secs_f64() * 1e3
-    );
+    println!("fuzz: {n} cases in {:.1} ms; clean differs on {bad_clean}, ids differ on {bad_ids}", start.elapsed().as_secs_f64() * 1e3);
     assert!(n > 0 && bad_clean == 0 && bad_ids == 0);
 }

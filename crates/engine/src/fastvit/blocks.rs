@@ -232,9 +232,7 @@ impl Block {
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
         match self {
-            Block::RepMixer { mixer, mlp } => {
-                mlp.residual(&mixer.forward(x)?)
-            }
+            Block::RepMixer { mixer, mlp } => mlp.residual(&mixer.forward(x)?),
             Block::Attention { ln, qkv, proj, heads, mlp } => {
                 let s = x.shape();
                 let (n, h, wd, c) = (s[0], s[1], s[2], s[3]);

@@ -233,8 +233,7 @@ impl Plan {
             }
             forms.insert(m.prefix.clone(), form);
         }
-        let mut extra: Vec<String> =
-            w.keys().into_iter().filter(|k| k.starts_with("visual.") && !allowed.contains(k)).collect();
+        let mut extra: Vec<String> = w.keys().into_iter().filter(|k| k.starts_with("visual.") && !allowed.contains(k)).collect();
         if !extra.is_empty() {
             extra.sort();
             let more = if extra.len() > 3 { format!(" (and {} more)", extra.len() - 3) } else { String::new() };
@@ -295,10 +294,9 @@ impl Plan {
                 let id = if cin == cout && stride == 1 { Some(self.bn(w, &format!("{p}.identity"))?) } else { None };
                 reparam::mobileone(kxk, sc, id.as_ref())
             }
-            Kind::LargeKernel { .. } => reparam::large_kernel(
-                self.conv_bn(w, &format!("{p}.large_conv"))?,
-                self.conv_bn(w, &format!("{p}.small_conv"))?,
-            ),
+            Kind::LargeKernel { .. } => {
+                reparam::large_kernel(self.conv_bn(w, &format!("{p}.large_conv"))?, self.conv_bn(w, &format!("{p}.small_conv"))?)
+            }
             Kind::RepMixer { .. } => {
                 let mixer = reparam::mobileone(
                     self.conv_bn(w, &format!("{p}.mixer.conv_kxk.0"))?,

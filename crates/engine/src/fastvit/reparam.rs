@@ -34,8 +34,7 @@ pub struct Bn {
 impl Bn {
     /// BN(x) = x * s + t per channel: s = gamma / sqrt(var + eps), t = beta - mean * s.
     pub fn scale_shift(&self) -> (Vec<f64>, Vec<f64>) {
-        let s: Vec<f64> =
-            self.gamma.iter().zip(&self.var).map(|(&g, &v)| g as f64 / (v as f64 + self.eps as f64).sqrt()).collect();
+        let s: Vec<f64> = self.gamma.iter().zip(&self.var).map(|(&g, &v)| g as f64 / (v as f64 + self.eps as f64).sqrt()).collect();
         let t = self.beta.iter().zip(&self.mean).zip(&s).map(|((&b, &m), &s)| b as f64 - m as f64 * s).collect();
         (s, t)
     }

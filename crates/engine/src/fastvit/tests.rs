@@ -99,7 +99,12 @@ impl Ctx {
     }
 
     fn bn(&self, x: &Array, p: &str) -> Array {
-        let (g, b, m, v) = (self.a(&format!("{p}.weight")), self.a(&format!("{p}.bias")), self.a(&format!("{p}.running_mean")), self.a(&format!("{p}.running_var")));
+        let (g, b, m, v) = (
+            self.a(&format!("{p}.weight")),
+            self.a(&format!("{p}.bias")),
+            self.a(&format!("{p}.running_mean")),
+            self.a(&format!("{p}.running_var")),
+        );
         let std = v.add(Array::from_f32(1e-5)).unwrap().sqrt().unwrap();
         x.subtract(&m).unwrap().divide(&std).unwrap().multiply(&g).unwrap().add(&b).unwrap()
     }
@@ -186,8 +191,8 @@ fn mobileone_blocks_match_training_form() {
         (mobileone("stem.0n", 3, 16, 3, 2, false, false, None), [12, 12, 3]), // MCi3/4 stem.0
         (mobileone("stem.1", 16, 16, 3, 2, true, true, None), [12, 11, 16]), // depthwise s2 + scale
         (mobileone("stem.2", 16, 16, 1, 1, false, false, None), [6, 6, 16]), // 1x1 + identity
-        (mobileone("dense.id", 8, 8, 3, 1, false, true, None), [6, 7, 8]), // full 3x3 + scale + identity
-        (mobileone("dw.id", 8, 8, 3, 1, true, true, None), [6, 7, 8]), // depthwise + scale + identity
+        (mobileone("dense.id", 8, 8, 3, 1, false, true, None), [6, 7, 8]),  // full 3x3 + scale + identity
+        (mobileone("dw.id", 8, 8, 3, 1, true, true, None), [6, 7, 8]),      // depthwise + scale + identity
         (mobileone("final_conv", 16, 32, 3, 1, true, true, Some(4)), [5, 5, 16]), // multiplier 2 + SE
     ];
     for (i, (m, [h, w, c])) in cases.into_iter().enumerate() {
@@ -234,7 +239,10 @@ fn downsample_matches_training_form() {
             let x = input(&[2, h, w, cin], 60 + j as u64);
             let got = d.forward(&x).unwrap();
             let p = &lk.prefix;
-            let mut y = cx.conv_bn(&x, &format!("{p}.large_conv"), 2, cin as i32).add(cx.conv_bn(&x, &format!("{p}.small_conv"), 2, cin as i32)).unwrap();
+            let mut y = cx
+                .conv_bn(&x, &format!("{p}.large_conv"), 2, cin as i32)
+                .add(cx.conv_bn(&x, &format!("{p}.small_conv"), 2, cin as i32))
+                .unwrap();
             if se.is_some() {
                 y = cx.se(&y, &format!("{p}.se"));
             }
@@ -527,7 +535,11 @@ fn load_and_input_errors() {
         ),
         (
             "half-reparam",
-            floats.iter().cloned().chain([("visual.trunk.stem.2.reparam_conv.weight".to_string(), vec![32, 32, 1, 1], vec![0.0; 1024])]).collect(),
+            floats
+                .iter()
+                .cloned()
+                .chain([("visual.trunk.stem.2.reparam_conv.weight".to_string(), vec![32, 32, 1, 1], vec![0.0; 1024])])
+                .collect(),
             "visual.trunk.stem.2.reparam_conv.bias",
         ),
     ];

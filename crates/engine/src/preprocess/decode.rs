@@ -76,9 +76,20 @@ fn truncated(fmt: Format, what: impl std::fmt::Display) -> EngineError {
 fn codec_err(fmt: Format, e: impl std::fmt::Display) -> EngineError {
     let msg = e.to_string();
     let l = msg.to_ascii_lowercase();
-    if ["eof", "end of", "truncat", "premature", "unexpected end", "not enough data", "no more bytes", "insufficient", "failed to fill whole buffer", "exhausted data"]
-        .iter()
-        .any(|s| l.contains(s))
+    if [
+        "eof",
+        "end of",
+        "truncat",
+        "premature",
+        "unexpected end",
+        "not enough data",
+        "no more bytes",
+        "insufficient",
+        "failed to fill whole buffer",
+        "exhausted data",
+    ]
+    .iter()
+    .any(|s| l.contains(s))
     {
         truncated(fmt, msg)
     } else {
@@ -102,12 +113,8 @@ pub(crate) fn sniff(bytes: &[u8]) -> Result<Format> {
         // A format we can name but do not decode is "not supported" (0A000 in SQL); bytes
         // that are no known image at all are an invalid argument (22023).
         Err(_) => match other_format(bytes) {
-            Some(name) => Err(EngineError::Unsupported(format!(
-                "image: {name} images are not supported (supported formats: {SUPPORTED})"
-            ))),
-            None => Err(EngineError::InvalidInput(format!(
-                "image: not an image file in a known format (supported formats: {SUPPORTED})"
-            ))),
+            Some(name) => Err(EngineError::Unsupported(format!("image: {name} images are not supported (supported formats: {SUPPORTED})"))),
+            None => Err(EngineError::InvalidInput(format!("image: not an image file in a known format (supported formats: {SUPPORTED})"))),
         },
     }
 }
@@ -541,7 +548,18 @@ fn decode_jpeg(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
     // and a NUL-terminated message of at most `msg.len()` bytes into `msg`. libjpeg's
     // fatal errors longjmp back inside jpeg.c, never across Rust frames.
     let status = unsafe {
-        ffi::mc_jpeg_decode(b.as_ptr(), b.len(), h.width, h.height, bands as _, px.as_mut_ptr(), px.len(), max_memory, msg.as_mut_ptr(), msg.len())
+        ffi::mc_jpeg_decode(
+            b.as_ptr(),
+            b.len(),
+            h.width,
+            h.height,
+            bands as _,
+            px.as_mut_ptr(),
+            px.len(),
+            max_memory,
+            msg.as_mut_ptr(),
+            msg.len(),
+        )
     };
     let text = || {
         // SAFETY: jpeg.c always NUL-terminates within the buffer (snprintf, or msg[0] = 0).
@@ -574,13 +592,11 @@ fn decode_gif(b: &[u8], max_alloc: u64) -> Result<Decoded> {
     let mut d = opts.read_info(Cursor::new(b)).map_err(|e| codec_err(fmt, e))?;
     let (sw, sh) = (d.width() as u32, d.height() as u32);
     let global = d.global_palette().map(|p| p.to_vec());
-    let frame = d
-        .read_next_frame()
-        .map_err(|e| codec_err(fmt, e))?
-        .ok_or_else(|| invalid(fmt, "image not found in GIF frame"))?;
+    let frame = d.read_next_frame().map_err(|e| codec_err(fmt, e))?.ok_or_else(|| invalid(fmt, "image not found in GIF frame"))?;
     let (x0, y0, fw, fh) = (frame.left as u32, frame.top as u32, frame.width as u32, frame.height as u32);
     let (w, h) = (sw.max(x0 + fw), sh.max(y0 + fh));
-    let is_grey_ramp = |p: &[u8]| p.chunks_exact(3).enumerate().all(|(i, e)| e[0] as usize == i && e[1] as usize == i && e[2] as usize == i);
+    let is_grey_ramp =
+        |p: &[u8]| p.chunks_exact(3).enumerate().all(|(i, e)| e[0] as usize == i && e[1] as usize == i && e[2] as usize == i);
     let palette = match &frame.palette {
         Some(local) => (!is_grey_ramp(local)).then(|| local.clone()),
         None => global.filter(|g| !is_grey_ramp(g)),
@@ -613,7 +629,8 @@ pub(crate) fn gif_mode_and_size(b: &[u8]) -> Result<(u32, u32, &'static str)> {
     let (sw, sh) = (d.width() as u32, d.height() as u32);
     let global = d.global_palette().map(|p| p.to_vec());
     let f = d.next_frame_info().map_err(|e| codec_err(fmt, e))?.ok_or_else(|| invalid(fmt, "image not found in GIF frame"))?;
-    let is_grey_ramp = |p: &[u8]| p.chunks_exact(3).enumerate().all(|(i, e)| e[0] as usize == i && e[1] as usize == i && e[2] as usize == i);
+    let is_grey_ramp =
+        |p: &[u8]| p.chunks_exact(3).enumerate().all(|(i, e)| e[0] as usize == i && e[1] as usize == i && e[2] as usize == i);
     let p = match &f.palette {
         Some(local) => !is_grey_ramp(local),
         None => global.is_some_and(|g| !is_grey_ramp(&g)),

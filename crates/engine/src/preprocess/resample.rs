@@ -101,10 +101,7 @@ impl Coeffs {
     /// `normalize_coeffs_8bpc`: fixed point with 22 fractional bits, rounded away from 0.
     fn fixed(&self) -> Vec<i32> {
         let one = (1u32 << PRECISION_BITS) as f64;
-        self.k
-            .iter()
-            .map(|&w| if w < 0.0 { (-0.5 + w * one) as i32 } else { (0.5 + w * one) as i32 })
-            .collect()
+        self.k.iter().map(|&w| if w < 0.0 { (-0.5 + w * one) as i32 } else { (0.5 + w * one) as i32 }).collect()
     }
 
     /// Input range `first..last` read by all the output positions.

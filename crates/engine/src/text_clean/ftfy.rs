@@ -22,9 +22,8 @@ use regex::Regex;
 use super::html;
 use super::in_ranges;
 use super::tables::{
-    ALTERED_UTF8_RE, BADNESS_RE, CHARMAPS, CONTROL_CHARS, FTFY_UPPER_ENTITIES, HTML5, LIGATURES, LOSSY_UTF8_RE,
-    PY_DECIMAL, UTF8_CONTINUATION, UTF8_CONTINUATION_STRICT, UTF8_FIRST_OF_2, UTF8_FIRST_OF_3, UTF8_FIRST_OF_4,
-    WIDTH_MAP, WINDOWS_1252,
+    ALTERED_UTF8_RE, BADNESS_RE, CHARMAPS, CONTROL_CHARS, FTFY_UPPER_ENTITIES, HTML5, LIGATURES, LOSSY_UTF8_RE, PY_DECIMAL,
+    UTF8_CONTINUATION, UTF8_CONTINUATION_STRICT, UTF8_FIRST_OF_2, UTF8_FIRST_OF_3, UTF8_FIRST_OF_4, WIDTH_MAP, WINDOWS_1252,
 };
 
 /// `TextFixerConfig.max_decode_length`, in code points.
@@ -514,9 +513,7 @@ fn restore_byte_a0(b: &[u8]) -> Vec<u8> {
     let b = a_grave_word(b);
     match &regexes().altered_utf8 {
         Some(re) => re
-            .replace_all(&b, |m: &regex::bytes::Captures<'_>| {
-                m[0].iter().map(|&x| if x == 0x20 { 0xA0 } else { x }).collect::<Vec<u8>>()
-            })
+            .replace_all(&b, |m: &regex::bytes::Captures<'_>| m[0].iter().map(|&x| if x == 0x20 { 0xA0 } else { x }).collect::<Vec<u8>>())
             .into_owned(),
         None => b,
     }

@@ -49,10 +49,7 @@ fn charref(body: &str) -> Option<(usize, String)> {
             Some(b'x') | Some(b'X') if b.get(2).is_some_and(|c| c.is_ascii_hexdigit()) => (2, 16),
             _ => return None,
         };
-        let digits = b[start..]
-            .iter()
-            .take_while(|c| if radix == 10 { c.is_ascii_digit() } else { c.is_ascii_hexdigit() })
-            .count();
+        let digits = b[start..].iter().take_while(|c| if radix == 10 { c.is_ascii_digit() } else { c.is_ascii_hexdigit() }).count();
         let mut len = start + digits;
         if b.get(len) == Some(&b';') {
             len += 1;
