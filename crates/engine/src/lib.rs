@@ -8,6 +8,7 @@ pub mod conv;
 pub mod engine;
 pub mod error;
 pub mod fastvit;
+pub mod kernels;
 pub mod microbench;
 pub mod nn;
 pub mod npy;

@@ -1,0 +1,161 @@
+//! The towers' one door to the kernel layer (crates/kernels: MLX custom primitives,
+//! vectorized and multi-threaded on CPU). Each function here picks the kernel on the CPU and
+//! the plain MLX op chain it replaces elsewhere (Metal: MLX's own GPU kernels are fast there;
+//! untested, no Mac here). The plain chains are also what the kernels are tested against.
+
+use mlx_rs::Array;
+pub use mobileclip_kernels::Act;
+
+use crate::error::{EngineError, Result};
+use crate::nn;
+
+fn kerr(e: mobileclip_kernels::KernelError) -> EngineError {
+    EngineError::Mlx(format!("kernel: {e}"))
+}
+
+/// True when the default device is the CPU (where the kernels run).
+pub fn on_cpu() -> bool {
+    !matches!(mlx_rs::Device::try_default().and_then(|d| d.get_type()), Ok(mlx_rs::DeviceType::Gpu))
+}
+
+/// Threads for the kernels of this process (the runtime sets it with OpenBLAS's).
+pub fn set_threads(n: usize) {
+    mobileclip_kernels::set_threads(n)
+}
+
+pub fn threads() -> usize {
+    mobileclip_kernels::threads()
+}
+
+/// Instruction set the kernels run with on this CPU.
+pub fn isa() -> &'static str {
+    mobileclip_kernels::isa()
+}
+
+/// `act(y * scale + bias) + residual`: the epilogue of a GEMM or conv in one pass.
+/// `y` [.., C]; `scale` [S, C] (per-sample channel scale, rows / S rows each); `bias` [C].
+pub fn epilogue(y: &Array, scale: Option<&Array>, bias: Option<&Array>, residual: Option<&Array>, act: Act) -> Result<Array> {
+    if on_cpu() {
+        return mobileclip_kernels::epilogue(y, scale, bias, residual, act).map_err(kerr);
+    }
+    reference::epilogue(y, scale, bias, residual, act)
+}
+
+/// Exact GELU (the rational-erf form of [`nn::gelu`]).
+pub fn gelu(x: &Array) -> Result<Array> {
+    epilogue(x, None, None, None, Act::Gelu)
+}
+
+/// LayerNorm over the last axis.
+pub fn layer_norm(x: &Array, w: &Array, b: &Array, eps: f32) -> Result<Array> {
+    if on_cpu() {
+        return mobileclip_kernels::layer_norm(x, w, b, eps).map_err(kerr);
+    }
+    Ok(mlx_rs::fast::layer_norm(x, w, b, eps)?)
+}
+
+/// softmax(q k^T / sqrt(d)) v; q, k, v: [B, heads, L, d]. The two products are BLAS GEMMs
+/// (MLX matmul); the scaled, masked softmax between them is one kernel pass.
+pub fn attention(q: &Array, k: &Array, v: &Array, causal: bool) -> Result<Array> {
+    let d = *q.shape().last().unwrap_or(&1);
+    let scale = 1.0 / (d as f32).sqrt();
+    if on_cpu() {
+        let scores = q.matmul(&k.swap_axes(-1, -2)?)?;
+        let p = mobileclip_kernels::softmax(&scores, scale, causal).map_err(kerr)?;
+        return Ok(p.matmul(v)?);
+    }
+    reference::attention(q, k, v, causal)
+}
+
+/// Depthwise k x k conv (NHWC, padding k / 2) with channel multiplier: `w` [k, k, C, m],
+/// `bias` [C * m]; then `act`.
+pub fn depthwise(x: &Array, w: &Array, bias: Option<&Array>, stride: usize, act: Act) -> Result<Array> {
+    if on_cpu() {
+        return mobileclip_kernels::depthwise(x, w, bias, stride, act).map_err(kerr);
+    }
+    reference::depthwise(x, w, bias, stride, act)
+}
+
+/// Dense k x k conv for few input channels (NHWC, padding k / 2): `w` [k, k, Cin, O].
+pub fn conv_small(x: &Array, w: &Array, bias: Option<&Array>, stride: usize, act: Act) -> Result<Array> {
+    if on_cpu() {
+        return mobileclip_kernels::conv_small(x, w, bias, stride, act).map_err(kerr);
+    }
+    reference::conv_small(x, w, bias, stride, act)
+}
+
+/// The plain MLX op chains the kernels replace: used off the CPU and by the tests.
+pub mod reference {
+    use super::*;
+
+    fn act(x: Array, a: Act) -> Result<Array> {
+        match a {
+            Act::None => Ok(x),
+            Act::Gelu => nn::gelu(&x),
+        }
+    }
+
+    pub fn epilogue(y: &Array, scale: Option<&Array>, bias: Option<&Array>, residual: Option<&Array>, a: Act) -> Result<Array> {
+        let mut t = y.clone();
+        if let Some(s) = scale {
+            // [S, C] -> rows of y grouped by sample
+            let shape = y.shape().to_vec();
+            let c = *shape.last().unwrap_or(&1);
+            let samples = s.shape()[0];
+            let t3 = t.reshape(&[samples, -1, c])?.multiply(&s.reshape(&[samples, 1, c])?)?;
+            t = t3.reshape(&shape)?;
+        }
+        if let Some(b) = bias {
+            t = t.add(b)?;
+        }
+        let t = act(t, a)?;
+        match residual {
+            Some(r) => Ok(r.add(&t)?),
+            None => Ok(t),
+        }
+    }
+
+    pub fn attention(q: &Array, k: &Array, v: &Array, causal: bool) -> Result<Array> {
+        let d = *q.shape().last().unwrap_or(&1);
+        let scale = 1.0 / (d as f32).sqrt();
+        let mask = causal.then_some(mlx_rs::fast::ScaledDotProductAttentionMask::Causal);
+        Ok(mlx_rs::fast::scaled_dot_product_attention(q, k, v, scale, mask, None)?)
+    }
+
+    /// MLX's grouped conv2d (groups = C): weight [k, k, C, m] -> MLX's [C * m, k, k, 1].
+    pub fn depthwise(x: &Array, w: &Array, bias: Option<&Array>, stride: usize, a: Act) -> Result<Array> {
+        let ws = w.shape();
+        if ws.len() != 4 {
+            return Err(EngineError::InvalidInput(format!("depthwise: weight {ws:?} is not [k, k, C, m]")));
+        }
+        let (k, c, m) = (ws[0], ws[2], ws[3]);
+        let wm = w.reshape(&[k, k, c * m])?.transpose_axes(&[2, 0, 1])?.expand_dims(-1)?;
+        let (s, p) = (stride as i32, k / 2);
+        let y = mlx_rs::ops::conv2d(x, &wm, (s, s), (p, p), None, c)?;
+        act(
+            match bias {
+                Some(b) => y.add(b)?,
+                None => y,
+            },
+            a,
+        )
+    }
+
+    /// MLX's conv2d: weight [k, k, Cin, O] -> MLX's [O, k, k, Cin].
+    pub fn conv_small(x: &Array, w: &Array, bias: Option<&Array>, stride: usize, a: Act) -> Result<Array> {
+        let k = w.shape()[0];
+        let wm = w.transpose_axes(&[3, 0, 1, 2])?;
+        let (s, p) = (stride as i32, k / 2);
+        let y = mlx_rs::ops::conv2d(x, &wm, (s, s), (p, p), None, None)?;
+        act(
+            match bias {
+                Some(b) => y.add(b)?,
+                None => y,
+            },
+            a,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

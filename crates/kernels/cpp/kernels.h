@@ -1,0 +1,42 @@
+// The loops behind the MLX primitives in primitives.cpp: plain C++ over contiguous float32
+// buffers, written so that GCC vectorizes them, compiled for AVX-512, AVX2+FMA and baseline
+// x86-64 and chosen at run time (MCK_CLONES), split over the pool's threads (pool.h).
+#pragma once
+
+#include <cstddef>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define MCK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MCK_CLONES
+#endif
+
+namespace mck {
+
+enum Act : int { kNone = 0, kGelu = 1 };
+
+// out = act(y * scale + bias) + residual over rows of width c; each of scale [samples, c],
+// bias [c], residual [rows, c] may be null; scale row = row / rows_per_sample.
+void epilogue(const float* y, const float* scale, const float* bias, const float* residual, float* out, size_t rows,
+              size_t c, size_t rows_per_sample, int act);
+
+// LayerNorm over rows of width c (biased variance, as torch).
+void layer_norm(const float* x, const float* w, const float* b, float eps, float* out, size_t rows, size_t c);
+
+// softmax(scale * x) over rows of width c; causal: row r of each [lq, c] matrix sees
+// columns 0 ..= r + (c - lq) (the rest are 0), as a lower-triangular mask aligned at the end.
+void softmax(const float* x, float scale, bool causal, size_t lq, float* out, size_t rows, size_t c);
+
+// Depthwise k x k conv, NHWC, zero padding k/2, channel multiplier m (output channel
+// ci*m + j reads input channel ci): x [n, h, w, cin], wt [k, k, cin*m], bias [cin*m] or null.
+void depthwise(const float* x, const float* wt, const float* bias, float* out, size_t n, size_t h, size_t w, size_t cin,
+               size_t m, size_t k, size_t stride, size_t ho, size_t wo, int act);
+
+// Dense k x k conv for few input channels (a stem), NHWC: wt [k, k, cin, cout].
+void conv_small(const float* x, const float* wt, const float* bias, float* out, size_t n, size_t h, size_t w, size_t cin,
+                size_t cout, size_t k, size_t stride, size_t ho, size_t wo, int act);
+
+// Which instruction set the clones resolved to on this CPU: "avx512", "avx2" or "baseline".
+const char* isa();
+
+}  // namespace mck

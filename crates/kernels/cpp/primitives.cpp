@@ -1,0 +1,303 @@
+// MLX custom primitives (MLX's documented extension mechanism, "Custom Extensions in MLX"):
+// each op below builds an array whose primitive runs one of the loops of kernels.h in
+// eval_cpu, on MLX's stream thread, inside MLX's lazy graph like any built-in op.
+//
+// The C API is what Rust calls (src/lib.rs). Nothing here throws across it: every entry
+// point catches and returns a message. Shapes, dtypes and sizes are checked when the array
+// is built, so eval_cpu itself has nothing left that can fail except allocation.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels.h"
+#include "mlx/backend/cpu/encoder.h"
+#include "mlx/c/array.h"
+#include "mlx/c/private/array.h"
+#include "mlx/mlx.h"
+#include "mlx/primitives.h"
+#include "pool.h"
+
+namespace mx = mlx::core;
+
+namespace mck {
+namespace {
+
+enum class Op { Epilogue, LayerNorm, Softmax, Depthwise, ConvSmall };
+
+// Everything an op needs besides its inputs; which fields count depends on the op.
+struct Params {
+  Op op;
+  int act = kNone;
+  float f = 0.0f;  // eps (LayerNorm), scale (Softmax)
+  bool causal = false;
+  // epilogue: which optional inputs are present, rows per scale row
+  bool has_scale = false, has_bias = false, has_residual = false;
+  size_t rows = 0, c = 0, rps = 1, lq = 1;
+  // convolutions
+  size_t n = 0, h = 0, w = 0, cin = 0, m = 1, cout = 0, k = 0, stride = 1, ho = 0, wo = 0;
+};
+
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::Epilogue:
+      return "mck_epilogue";
+    case Op::LayerNorm:
+      return "mck_layer_norm";
+    case Op::Softmax:
+      return "mck_softmax";
+    case Op::Depthwise:
+      return "mck_depthwise";
+    case Op::ConvSmall:
+      return "mck_conv_small";
+  }
+  return "mck";
+}
+
+class Kernel : public mx::UnaryPrimitive {
+ public:
+  Kernel(mx::Stream s, Params p) : mx::UnaryPrimitive(s), p_(p) {}
+
+  void eval_cpu(const std::vector<mx::array>& inputs, mx::array& out) override {
+    out.set_data(mx::allocator::malloc(out.nbytes()));
+    auto& enc = mx::cpu::get_command_encoder(stream());
+    std::vector<const float*> in;
+    for (const auto& a : inputs) {
+      enc.set_input_array(a);
+      in.push_back(a.data<float>());
+    }
+    enc.set_output_array(out);
+    // Raw pointers, as MLX's own CPU ops capture them: the graph keeps the buffers alive
+    // until the stream has run the task.
+    enc.dispatch([p = p_, in = std::move(in), o = out.data<float>()]() { run(p, in, o); });
+  }
+
+  void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
+    throw std::runtime_error("mobileclip kernels run on the CPU only (the engine uses MLX ops on the GPU)");
+  }
+
+  const char* name() const override { return op_name(p_.op); }
+
+ private:
+  static void run(const Params& p, const std::vector<const float*>& in, float* o) {
+    switch (p.op) {
+      case Op::Epilogue: {
+        size_t i = 1;
+        const float* s = p.has_scale ? in[i++] : nullptr;
+        const float* b = p.has_bias ? in[i++] : nullptr;
+        const float* r = p.has_residual ? in[i++] : nullptr;
+        epilogue(in[0], s, b, r, o, p.rows, p.c, p.rps, p.act);
+        break;
+      }
+      case Op::LayerNorm:
+        layer_norm(in[0], in[1], in[2], p.f, o, p.rows, p.c);
+        break;
+      case Op::Softmax:
+        softmax(in[0], p.f, p.causal, p.lq, o, p.rows, p.c);
+        break;
+      case Op::Depthwise:
+        depthwise(in[0], in[1], p.has_bias ? in[2] : nullptr, o, p.n, p.h, p.w, p.cin, p.m, p.k, p.stride, p.ho, p.wo,
+                  p.act);
+        break;
+      case Op::ConvSmall:
+        conv_small(in[0], in[1], p.has_bias ? in[2] : nullptr, o, p.n, p.h, p.w, p.cin, p.cout, p.k, p.stride, p.ho,
+                   p.wo, p.act);
+        break;
+    }
+  }
+
+  Params p_;
+};
+
+struct Fail : std::exception {
+  std::string msg;
+  explicit Fail(std::string m) : msg(std::move(m)) {}
+  const char* what() const noexcept override { return msg.c_str(); }
+};
+
+std::string shape_str(const mx::array& a) {
+  std::string s = "[";
+  for (size_t i = 0; i < a.shape().size(); ++i) s += (i ? ", " : "") + std::to_string(a.shape()[i]);
+  return s + "]";
+}
+
+// A float32, row-contiguous view of an input (a no-op when it already is one).
+mx::array prep(const mx::array& a, const char* what) {
+  if (a.dtype() != mx::float32) throw Fail(std::string(what) + " must be float32");
+  return mx::contiguous(a);
+}
+
+void need(bool ok, const std::string& msg) {
+  if (!ok) throw Fail(msg);
+}
+
+mx::Stream cpu_stream() {
+  mx::Stream s = mx::default_stream(mx::default_device());
+  need(s.device == mx::Device::cpu, "mobileclip kernels run on the CPU only");
+  return s;
+}
+
+mx::array build(mx::Shape shape, Params p, std::vector<mx::array> inputs) {
+  return mx::array(std::move(shape), mx::float32, std::make_shared<Kernel>(cpu_stream(), p), std::move(inputs));
+}
+
+bool present(mlx_array a) { return a.ctx != nullptr; }
+
+// Runs `f` (which returns the result array) and converts any exception into a message.
+template <class F>
+int guarded(mlx_array* res, char* err, size_t errlen, F&& f) {
+  try {
+    mlx_array_set_(*res, f());
+    return 0;
+  } catch (const std::exception& e) {
+    if (err && errlen) std::snprintf(err, errlen, "%s", e.what());
+  } catch (...) {
+    if (err && errlen) std::snprintf(err, errlen, "unknown C++ exception");
+  }
+  return 1;
+}
+
+size_t dim(const mx::array& a, int i) { return static_cast<size_t>(a.shape(i)); }
+
+}  // namespace
+}  // namespace mck
+
+using namespace mck;
+
+extern "C" {
+
+// out = act(y * scale + bias) + residual; y [..., C] (rows = product of leading dims),
+// scale [S, C] with rows / S rows per scale row, bias [C], residual like y. Absent = null ctx.
+int mck_epilogue(mlx_array* res, mlx_array y, mlx_array scale, mlx_array bias, mlx_array residual, int act, char* err,
+                 size_t errlen) {
+  return guarded(res, err, errlen, [&] {
+    mx::array yv = prep(mlx_array_get_(y), "epilogue input");
+    need(yv.ndim() >= 1 && yv.size() > 0, "epilogue: empty input " + shape_str(yv));
+    Params p{Op::Epilogue};
+    p.c = dim(yv, -1);
+    p.rows = yv.size() / p.c;
+    p.act = act;
+    std::vector<mx::array> in{yv};
+    if (present(scale)) {
+      mx::array s = prep(mlx_array_get_(scale), "epilogue scale");
+      need(s.ndim() == 2 && dim(s, 1) == p.c && dim(s, 0) > 0 && p.rows % dim(s, 0) == 0,
+           "epilogue: scale " + shape_str(s) + " does not fit input " + shape_str(yv));
+      p.has_scale = true;
+      p.rps = p.rows / dim(s, 0);
+      in.push_back(s);
+    }
+    if (present(bias)) {
+      mx::array b = prep(mlx_array_get_(bias), "epilogue bias");
+      need(b.ndim() == 1 && dim(b, 0) == p.c, "epilogue: bias " + shape_str(b) + " does not fit " + shape_str(yv));
+      p.has_bias = true;
+      in.push_back(b);
+    }
+    if (present(residual)) {
+      mx::array r = prep(mlx_array_get_(residual), "epilogue residual");
+      need(r.shape() == yv.shape(), "epilogue: residual " + shape_str(r) + " is not " + shape_str(yv));
+      p.has_residual = true;
+      in.push_back(r);
+    }
+    need(act == kNone || act == kGelu, "epilogue: unknown activation");
+    return build(yv.shape(), p, std::move(in));
+  });
+}
+
+int mck_layer_norm(mlx_array* res, mlx_array x, mlx_array w, mlx_array b, float eps, char* err, size_t errlen) {
+  return guarded(res, err, errlen, [&] {
+    mx::array xv = prep(mlx_array_get_(x), "layer_norm input");
+    mx::array wv = prep(mlx_array_get_(w), "layer_norm weight");
+    mx::array bv = prep(mlx_array_get_(b), "layer_norm bias");
+    need(xv.ndim() >= 1 && xv.size() > 0, "layer_norm: empty input");
+    Params p{Op::LayerNorm};
+    p.c = dim(xv, -1);
+    p.rows = xv.size() / p.c;
+    p.f = eps;
+    need(wv.ndim() == 1 && dim(wv, 0) == p.c && bv.ndim() == 1 && dim(bv, 0) == p.c,
+         "layer_norm: weight " + shape_str(wv) + " / bias " + shape_str(bv) + " do not fit " + shape_str(xv));
+    return build(xv.shape(), p, {xv, wv, bv});
+  });
+}
+
+// softmax(scale * x) over the last axis; causal masks column j > i + (C - Lq) of each
+// [Lq, C] matrix formed by the last two axes.
+int mck_softmax(mlx_array* res, mlx_array x, float scale, int causal, char* err, size_t errlen) {
+  return guarded(res, err, errlen, [&] {
+    mx::array xv = prep(mlx_array_get_(x), "softmax input");
+    need(xv.ndim() >= 2 && xv.size() > 0, "softmax: input " + shape_str(xv) + " needs >= 2 axes");
+    Params p{Op::Softmax};
+    p.c = dim(xv, -1);
+    p.rows = xv.size() / p.c;
+    p.lq = dim(xv, -2);
+    p.f = scale;
+    p.causal = causal != 0;
+    return build(xv.shape(), p, {xv});
+  });
+}
+
+// Depthwise conv: x [N, H, W, C], w [k, k, C, m], bias [C*m] or absent -> [N, Ho, Wo, C*m].
+int mck_depthwise(mlx_array* res, mlx_array x, mlx_array w, mlx_array bias, int stride, int act, char* err,
+                  size_t errlen) {
+  return guarded(res, err, errlen, [&] {
+    mx::array xv = prep(mlx_array_get_(x), "depthwise input");
+    mx::array wv = prep(mlx_array_get_(w), "depthwise weight");
+    need(xv.ndim() == 4 && xv.size() > 0, "depthwise: input " + shape_str(xv) + " is not a non-empty NHWC map");
+    need(wv.ndim() == 4 && wv.shape(0) == wv.shape(1) && wv.shape(0) % 2 == 1 && dim(wv, 2) == dim(xv, 3) &&
+             wv.shape(3) >= 1,
+         "depthwise: weight " + shape_str(wv) + " does not fit input " + shape_str(xv) + " (want [k, k, C, m], k odd)");
+    need(stride >= 1, "depthwise: stride must be >= 1");
+    need(act == kNone || act == kGelu, "depthwise: unknown activation");
+    Params p{Op::Depthwise};
+    p.n = dim(xv, 0), p.h = dim(xv, 1), p.w = dim(xv, 2), p.cin = dim(xv, 3);
+    p.k = dim(wv, 0), p.m = dim(wv, 3), p.stride = static_cast<size_t>(stride), p.act = act;
+    p.cout = p.cin * p.m;
+    p.ho = (p.h + 2 * (p.k / 2) - p.k) / p.stride + 1;
+    p.wo = (p.w + 2 * (p.k / 2) - p.k) / p.stride + 1;
+    std::vector<mx::array> in{xv, wv};
+    if (present(bias)) {
+      mx::array bv = prep(mlx_array_get_(bias), "depthwise bias");
+      need(bv.ndim() == 1 && dim(bv, 0) == p.cout, "depthwise: bias " + shape_str(bv) + " does not fit");
+      p.has_bias = true;
+      in.push_back(bv);
+    }
+    return build({static_cast<int>(p.n), static_cast<int>(p.ho), static_cast<int>(p.wo), static_cast<int>(p.cout)}, p,
+                 std::move(in));
+  });
+}
+
+// Dense conv for few input channels: x [N, H, W, Cin], w [k, k, Cin, O], bias [O] or absent.
+int mck_conv_small(mlx_array* res, mlx_array x, mlx_array w, mlx_array bias, int stride, int act, char* err,
+                   size_t errlen) {
+  return guarded(res, err, errlen, [&] {
+    mx::array xv = prep(mlx_array_get_(x), "conv input");
+    mx::array wv = prep(mlx_array_get_(w), "conv weight");
+    need(xv.ndim() == 4 && xv.size() > 0, "conv: input " + shape_str(xv) + " is not a non-empty NHWC map");
+    need(wv.ndim() == 4 && wv.shape(0) == wv.shape(1) && wv.shape(0) % 2 == 1 && dim(wv, 2) == dim(xv, 3) &&
+             wv.shape(3) >= 1,
+         "conv: weight " + shape_str(wv) + " does not fit input " + shape_str(xv) + " (want [k, k, Cin, O], k odd)");
+    need(stride >= 1, "conv: stride must be >= 1");
+    need(act == kNone || act == kGelu, "conv: unknown activation");
+    Params p{Op::ConvSmall};
+    p.n = dim(xv, 0), p.h = dim(xv, 1), p.w = dim(xv, 2), p.cin = dim(xv, 3);
+    p.k = dim(wv, 0), p.cout = dim(wv, 3), p.stride = static_cast<size_t>(stride), p.act = act;
+    p.ho = (p.h + 2 * (p.k / 2) - p.k) / p.stride + 1;
+    p.wo = (p.w + 2 * (p.k / 2) - p.k) / p.stride + 1;
+    std::vector<mx::array> in{xv, wv};
+    if (present(bias)) {
+      mx::array bv = prep(mlx_array_get_(bias), "conv bias");
+      need(bv.ndim() == 1 && dim(bv, 0) == p.cout, "conv: bias " + shape_str(bv) + " does not fit");
+      p.has_bias = true;
+      in.push_back(bv);
+    }
+    return build({static_cast<int>(p.n), static_cast<int>(p.ho), static_cast<int>(p.wo), static_cast<int>(p.cout)}, p,
+                 std::move(in));
+  });
+}
+
+void mck_set_threads(int n) { mck::set_threads(n); }
+int mck_threads(void) { return mck::threads(); }
+const char* mck_isa(void) { return mck::isa(); }
+
+}  // extern "C"

@@ -1,0 +1,158 @@
+//! mobileclip-kernels: MLX custom primitives for the towers on CPU.
+//!
+//! Why: MLX's x86 CPU backend runs element-wise ops as scalar, single-threaded loops, and
+//! grouped convolutions through a scalar reference path. These primitives plug into MLX's
+//! lazy graph like its own ops (a `Primitive` with an `eval_cpu`, MLX's documented extension
+//! mechanism) and run vectorized loops (AVX-512 / AVX2 / baseline chosen at run time) on
+//! [`threads`] threads. The C++ is in `cpp/`; this file is the only bridge to it.
+//!
+//! Every function builds a lazy array: errors in shapes or dtypes come back here as `Err`,
+//! never as a C++ exception or an abort. The primitives run on the CPU stream only; on another
+//! device the engine's kernel module uses plain MLX ops instead.
+
+use std::ffi::{c_char, c_int, CStr};
+
+use mlx_rs::Array;
+use mlx_sys::mlx_array;
+
+/// Activation fused at the end of a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    None = 0,
+    /// The exact (erf) GELU, with the engine's float32-accurate rational erf.
+    Gelu = 1,
+}
+
+/// A kernel refused its arguments (the message says which and why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelError(pub String);
+
+impl std::fmt::Display for KernelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+pub type Result<T> = std::result::Result<T, KernelError>;
+
+extern "C" {
+    fn mck_epilogue(
+        res: *mut mlx_array,
+        y: mlx_array,
+        scale: mlx_array,
+        bias: mlx_array,
+        residual: mlx_array,
+        act: c_int,
+        err: *mut c_char,
+        errlen: usize,
+    ) -> c_int;
+    fn mck_layer_norm(res: *mut mlx_array, x: mlx_array, w: mlx_array, b: mlx_array, eps: f32, err: *mut c_char, errlen: usize) -> c_int;
+    fn mck_softmax(res: *mut mlx_array, x: mlx_array, scale: f32, causal: c_int, err: *mut c_char, errlen: usize) -> c_int;
+    fn mck_depthwise(
+        res: *mut mlx_array,
+        x: mlx_array,
+        w: mlx_array,
+        bias: mlx_array,
+        stride: c_int,
+        act: c_int,
+        err: *mut c_char,
+        errlen: usize,
+    ) -> c_int;
+    fn mck_conv_small(
+        res: *mut mlx_array,
+        x: mlx_array,
+        w: mlx_array,
+        bias: mlx_array,
+        stride: c_int,
+        act: c_int,
+        err: *mut c_char,
+        errlen: usize,
+    ) -> c_int;
+    fn mck_set_threads(n: c_int);
+    fn mck_threads() -> c_int;
+    fn mck_isa() -> *const c_char;
+}
+
+const NONE: mlx_array = mlx_array { ctx: std::ptr::null_mut() };
+
+fn opt(a: Option<&Array>) -> mlx_array {
+    a.map_or(NONE, Array::as_ptr)
+}
+
+/// Calls one C entry point: it fills `res` or writes a message into `err`.
+fn call(f: impl FnOnce(*mut mlx_array, *mut c_char, usize) -> c_int) -> Result<Array> {
+    let mut res = NONE;
+    let mut err = [0 as c_char; 512];
+    let rc = f(&mut res, err.as_mut_ptr(), err.len());
+    if rc != 0 || res.ctx.is_null() {
+        // SAFETY: the C side always NUL-terminates within errlen (snprintf), and `err` starts
+        // zeroed, so this is a valid C string in either case.
+        let msg = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
+        if !res.ctx.is_null() {
+            // SAFETY: a non-null ctx is an mlx_array the C side allocated; Array takes
+            // ownership and frees it on drop.
+            drop(unsafe { Array::from_ptr(res) });
+        }
+        return Err(KernelError(if msg.is_empty() { "kernel failed".into() } else { msg }));
+    }
+    // SAFETY: rc == 0 and a non-null ctx: a fresh mlx_array owned by nobody else.
+    Ok(unsafe { Array::from_ptr(res) })
+}
+
+/// `act(y * scale + bias) + residual` in one pass. `y`: [.., C]; `scale`: [S, C] (row r of y
+/// uses scale row r / (rows / S): a per-image channel scale such as squeeze-excite's);
+/// `bias`: [C]; `residual`: the shape of `y`.
+pub fn epilogue(y: &Array, scale: Option<&Array>, bias: Option<&Array>, residual: Option<&Array>, act: Act) -> Result<Array> {
+    // SAFETY: every mlx_array passed is borrowed from a live Array (or null = absent) for the
+    // duration of the call; the C side copies what it keeps into the new graph node.
+    call(|r, e, n| unsafe { mck_epilogue(r, y.as_ptr(), opt(scale), opt(bias), opt(residual), act as c_int, e, n) })
+}
+
+/// LayerNorm over the last axis (biased variance, as torch): `w`, `b`: [C].
+pub fn layer_norm(x: &Array, w: &Array, b: &Array, eps: f32) -> Result<Array> {
+    // SAFETY: as in `epilogue`.
+    call(|r, e, n| unsafe { mck_layer_norm(r, x.as_ptr(), w.as_ptr(), b.as_ptr(), eps, e, n) })
+}
+
+/// softmax(scale * x) over the last axis; `causal` zeroes column j > i of each matrix of the
+/// last two axes (rows aligned at the end when there are more columns than rows).
+pub fn softmax(x: &Array, scale: f32, causal: bool) -> Result<Array> {
+    // SAFETY: as in `epilogue`.
+    call(|r, e, n| unsafe { mck_softmax(r, x.as_ptr(), scale, causal as c_int, e, n) })
+}
+
+/// Depthwise k x k conv, NHWC, zero padding k / 2: `x` [N, H, W, C], `w` [k, k, C, m]
+/// (output channel c * m + j reads input channel c), `bias` [C * m].
+pub fn depthwise(x: &Array, w: &Array, bias: Option<&Array>, stride: usize, act: Act) -> Result<Array> {
+    let stride = c_int::try_from(stride).map_err(|_| KernelError(format!("depthwise: stride {stride} too large")))?;
+    // SAFETY: as in `epilogue`.
+    call(|r, e, n| unsafe { mck_depthwise(r, x.as_ptr(), w.as_ptr(), opt(bias), stride, act as c_int, e, n) })
+}
+
+/// Dense k x k conv for few input channels (a stem), NHWC, zero padding k / 2:
+/// `w` [k, k, Cin, O], `bias` [O].
+pub fn conv_small(x: &Array, w: &Array, bias: Option<&Array>, stride: usize, act: Act) -> Result<Array> {
+    let stride = c_int::try_from(stride).map_err(|_| KernelError(format!("conv: stride {stride} too large")))?;
+    // SAFETY: as in `epilogue`.
+    call(|r, e, n| unsafe { mck_conv_small(r, x.as_ptr(), w.as_ptr(), opt(bias), stride, act as c_int, e, n) })
+}
+
+/// Threads the kernels use (the calling MLX stream thread included). Threads start on the
+/// first kernel that runs, never earlier (fork safety).
+pub fn set_threads(n: usize) {
+    // SAFETY: plain value call; the pool serializes with running loops.
+    unsafe { mck_set_threads(n.clamp(1, 1024) as c_int) }
+}
+
+pub fn threads() -> usize {
+    // SAFETY: plain value call.
+    unsafe { mck_threads() }.max(1) as usize
+}
+
+/// The instruction set the vectorized loops run with here: "avx512", "avx2" or "baseline".
+pub fn isa() -> &'static str {
+    // SAFETY: mck_isa returns a pointer to a static NUL-terminated literal.
+    unsafe { CStr::from_ptr(mck_isa()) }.to_str().unwrap_or("unknown")
+}
