@@ -115,8 +115,8 @@ pub fn run(case: &Case, runs: usize) -> Result<Timing> {
         }
         Case::Depthwise { n, h, w, c, k } => {
             let x = arr(&[n, h, w, c], 5);
-            let wt = arr(&[k, k, c], 6);
-            Box::new(move || nn::depthwise_conv2d(&x, &wt, None))
+            let wt = arr(&[k, k, c, 1], 6);
+            Box::new(move || crate::kernels::depthwise(&x, &wt, None, 1, crate::kernels::Act::None))
         }
         Case::Attention { b, heads, l, d } => {
             let (q, k, v) = (arr(&[b, heads, l, d], 7), arr(&[b, heads, l, d], 8), arr(&[b, heads, l, d], 9));

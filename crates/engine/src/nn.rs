@@ -3,54 +3,13 @@
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::Array;
 
-use crate::error::{EngineError, Result};
+use crate::error::Result;
+use crate::kernels::{self, Act};
 
-/// Depthwise 2-D convolution, stride 1, "same" zero padding (k odd), as shifted
-/// multiply-adds: pad once, then for each of the k*k taps add `slice * weight[tap]`.
-///
-/// Why not `conv2d(groups = C)`: MLX's grouped conv on CPU runs at ~0.7 GFLOP/s; this form
-/// is 3.9-7.7x faster here and numerically identical (notes/mlx-on-linux.md §12).
-///
-/// `x`: [N, H, W, C]; `weight`: [k, k, C] (taps row-major, one row of C per tap);
-/// `bias`: optional [C].
-pub fn depthwise_conv2d(x: &Array, weight: &Array, bias: Option<&Array>) -> Result<Array> {
-    let ws = weight.shape();
-    let xs = x.shape();
-    if ws.len() != 3 || ws[0] != ws[1] || ws[0] % 2 == 0 || xs.len() != 4 || ws[2] != xs[3] {
-        return Err(EngineError::InvalidInput(format!(
-            "depthwise_conv2d: weight {ws:?} does not fit input {xs:?} (want [k, k, C], k odd)"
-        )));
-    }
-    let k = ws[0];
-    let (h, w) = (xs[1], xs[2]);
-    let p = k / 2;
-    let padded = mlx_rs::ops::pad(x, &[(0, 0), (p, p), (p, p), (0, 0)][..], None, None)?;
-    let mut acc: Option<Array> = None;
-    for dy in 0..k {
-        for dx in 0..k {
-            let tap = weight.try_index((dy, dx))?; // [C]
-            let window = padded.try_index((.., dy..dy + h, dx..dx + w, ..))?;
-            let term = window.multiply(&tap)?;
-            acc = Some(match acc {
-                None => term,
-                Some(a) => a.add(&term)?,
-            });
-        }
-    }
-    let out = acc.ok_or_else(|| EngineError::InvalidInput("empty kernel".into()))?;
-    match bias {
-        Some(b) => Ok(out.add(b)?),
-        None => Ok(out),
-    }
-}
-
-/// Multi-head attention core: softmax(q k^T * scale) v with MLX's fused kernel.
-/// q, k, v: [B, heads, L, head_dim].
+/// Multi-head attention core: softmax(q k^T / sqrt(d)) v (BLAS GEMMs around one softmax
+/// kernel pass on CPU). q, k, v: [B, heads, L, head_dim].
 pub fn attention(q: &Array, k: &Array, v: &Array, causal: bool) -> Result<Array> {
-    let d = *q.shape().last().unwrap_or(&1);
-    let scale = 1.0 / (d as f32).sqrt();
-    let mask = causal.then_some(mlx_rs::fast::ScaledDotProductAttentionMask::Causal);
-    Ok(mlx_rs::fast::scaled_dot_product_attention(q, k, v, scale, mask, None)?)
+    kernels::attention(q, k, v, causal)
 }
 
 /// A linear layer stored for `x @ w_t + b`. PyTorch keeps weights as [out, in]; the transposed
@@ -66,11 +25,16 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
+        self.forward_with(x, Act::None, None)
+    }
+
+    /// `act(x @ w + b) + residual`: the GEMM in BLAS, everything after it in one kernel pass.
+    pub fn forward_with(&self, x: &Array, act: Act, residual: Option<&Array>) -> Result<Array> {
         let y = x.matmul(&self.w_t)?;
-        match &self.bias {
-            Some(b) => Ok(y.add(b)?),
-            None => Ok(y),
+        if self.bias.is_none() && act == Act::None && residual.is_none() {
+            return Ok(y);
         }
+        kernels::epilogue(&y, None, self.bias.as_ref(), residual, act)
     }
 
     pub fn arrays(&self) -> Vec<&Array> {
@@ -100,9 +64,9 @@ impl EncoderBlock {
         let qkv = self.qkv.forward(&self.norm1.forward(x)?)?.reshape(&[b, l, 3, heads, hd])?.transpose_axes(&[2, 0, 3, 1, 4])?;
         let (q, k, v) = (qkv.try_index(0)?, qkv.try_index(1)?, qkv.try_index(2)?);
         let att = attention(&q, &k, &v, causal)?.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, w])?;
-        let x = x.add(&self.proj.forward(&att)?)?;
-        let y = gelu(&self.fc1.forward(&self.norm2.forward(&x)?)?)?;
-        Ok(x.add(&self.fc2.forward(&y)?)?)
+        let x = self.proj.forward_with(&att, Act::None, Some(x))?;
+        let y = self.fc1.forward_with(&self.norm2.forward(&x)?, Act::Gelu, None)?;
+        self.fc2.forward_with(&y, Act::None, Some(&x))
     }
 
     pub fn arrays(&self) -> Vec<&Array> {
@@ -116,7 +80,7 @@ impl EncoderBlock {
     }
 }
 
-/// LayerNorm over the last axis (MLX's fused kernel).
+/// LayerNorm over the last axis (a kernel on CPU, MLX's fast::layer_norm elsewhere).
 pub struct Norm {
     weight: Array,
     bias: Array,
@@ -129,7 +93,7 @@ impl Norm {
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        Ok(mlx_rs::fast::layer_norm(x, &self.weight, &self.bias, self.eps)?)
+        kernels::layer_norm(x, &self.weight, &self.bias, self.eps)
     }
 
     pub fn arrays(&self) -> Vec<&Array> {
@@ -137,7 +101,8 @@ impl Norm {
     }
 }
 
-/// Exact (erf) GELU, as torch.nn.GELU() and open_clip use: 0.5 x (1 + erf(x / sqrt 2)),
+/// Exact (erf) GELU as MLX ops, as torch.nn.GELU() and open_clip use; the towers run the same
+/// formula as a kernel ([`kernels::gelu`]) and this is its reference: 0.5 x (1 + erf(x / sqrt 2)),
 /// with erf the rational approximation of [`erf_rational`], its constants folded so that
 /// fewer element-wise passes run (each one a single-threaded sweep on MLX CPU):
 /// with u = clip(x, +-4 sqrt 2) and z = u^2, erf(u / sqrt 2) = (u / sqrt 2) P(z / 2) / Q(z / 2),
@@ -225,47 +190,6 @@ pub fn l2_normalize(x: &Array) -> Result<Array> {
 mod tests {
     use super::*;
 
-    /// Depthwise conv against a direct f64 loop.
-    #[test]
-    fn depthwise_matches_direct_loop() {
-        crate::runtime::init(Default::default()).unwrap();
-        let (n, h, w, c, k) = (2usize, 5usize, 7usize, 3usize, 3usize);
-        let xv = crate::microbench::det_data(n * h * w * c, 11);
-        let wv = crate::microbench::det_data(k * k * c, 12);
-        let bv = crate::microbench::det_data(c, 13);
-        let x = Array::from_slice(&xv, &[n as i32, h as i32, w as i32, c as i32]);
-        let wt = Array::from_slice(&wv, &[k as i32, k as i32, c as i32]);
-        let b = Array::from_slice(&bv, &[c as i32]);
-        let y = depthwise_conv2d(&x, &wt, Some(&b)).unwrap();
-        y.eval().unwrap();
-        assert_eq!(y.shape(), &[n as i32, h as i32, w as i32, c as i32]);
-        let got = y.try_as_slice::<f32>().unwrap();
-        let p = (k / 2) as isize;
-        let mut max_err = 0f64;
-        for ni in 0..n {
-            for yi in 0..h {
-                for xi in 0..w {
-                    for ci in 0..c {
-                        let mut s = bv[ci] as f64;
-                        for dy in 0..k {
-                            for dx in 0..k {
-                                let (sy, sx) = (yi as isize + dy as isize - p, xi as isize + dx as isize - p);
-                                if sy < 0 || sx < 0 || sy >= h as isize || sx >= w as isize {
-                                    continue;
-                                }
-                                let xin = xv[((ni * h + sy as usize) * w + sx as usize) * c + ci] as f64;
-                                s += xin * wv[(dy * k + dx) * c + ci] as f64;
-                            }
-                        }
-                        let g = got[((ni * h + yi) * w + xi) * c + ci] as f64;
-                        max_err = max_err.max((g - s).abs());
-                    }
-                }
-            }
-        }
-        assert!(max_err < 1e-5, "max abs err {max_err}");
-    }
-
     /// The rational erf against MLX's own erf on a dense grid over [-6, 6]: float32-level.
     #[test]
     fn erf_rational_is_float32_accurate() {
@@ -292,13 +216,5 @@ mod tests {
         let diff = gelu(&x).unwrap().subtract(&exact).unwrap().abs().unwrap().max(None).unwrap();
         let d: f32 = diff.try_item_exact().unwrap();
         assert!(d < 2e-6, "max |gelu - erf gelu| = {d}");
-    }
-
-    #[test]
-    fn depthwise_rejects_mismatched_weight() {
-        crate::runtime::init(Default::default()).unwrap();
-        let x = Array::from_slice(&[0f32; 2 * 4 * 4 * 3], &[2, 4, 4, 3]);
-        let wt = Array::from_slice(&[0f32; 9 * 5], &[3, 3, 5]);
-        assert!(matches!(depthwise_conv2d(&x, &wt, None), Err(EngineError::InvalidInput(_))));
     }
 }

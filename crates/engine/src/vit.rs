@@ -19,7 +19,8 @@ use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::Array;
 
 use crate::error::{EngineError, Result};
-use crate::nn::{self, EncoderBlock, Linear, Norm};
+use crate::kernels::{self, Act};
+use crate::nn::{EncoderBlock, Linear, Norm};
 use crate::weights::Weights;
 
 const PREFIX: &str = "visual.trunk.";
@@ -345,11 +346,9 @@ impl Vit {
         let mut h = x.clone();
         for (i, conv) in self.stem.iter().enumerate() {
             h = patchify(&h, conv.k)?.matmul(&conv.w)?;
-            if let Some(b) = &conv.b {
-                h = h.add(b)?;
-            }
-            if i < last {
-                h = nn::gelu(&h)?;
+            let act = if i < last { Act::Gelu } else { Act::None };
+            if conv.b.is_some() || act != Act::None {
+                h = kernels::epilogue(&h, None, conv.b.as_ref(), None, act)?;
             }
         }
         let grid = self.spec.grid() as i32;

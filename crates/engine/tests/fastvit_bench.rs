@@ -48,24 +48,11 @@ fn fastvit_forward_timings() {
             } else {
                 3
             };
-            // FASTVIT_AB=1: alternate the shift-MAD-only depthwise path (A) with the default (B)
-            let ab = std::env::var_os("FASTVIT_AB").is_some();
-            let (mut ta, mut tb) = (Vec::new(), Vec::new());
-            for r in 0..runs * if ab { 2 } else { 1 } {
-                let a = ab && r % 2 == 0;
-                mobileclip_engine::conv::SHIFT_MAD_ONLY.store(a, std::sync::atomic::Ordering::Relaxed);
+            let mut tb = Vec::new();
+            for _ in 0..runs {
                 let t = Instant::now();
                 tower.forward(&x).unwrap().eval().unwrap();
-                let ms = t.elapsed().as_secs_f64() * 1e3;
-                if a {
-                    ta.push(ms)
-                } else {
-                    tb.push(ms)
-                }
-            }
-            mobileclip_engine::conv::SHIFT_MAD_ONLY.store(false, std::sync::atomic::Ordering::Relaxed);
-            if ab {
-                println!("| {v} (A: shift-MAD only) | {batch} | {:.1} | {runs} |", median(ta) / batch as f64);
+                tb.push(t.elapsed().as_secs_f64() * 1e3);
             }
             println!("| {v} | {batch} | {:.1} | {runs} |", median(tb) / batch as f64);
             if std::env::var_os("FASTVIT_PROFILE").is_some() {

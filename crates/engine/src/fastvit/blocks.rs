@@ -15,7 +15,8 @@ use super::reparam::ConvKernel;
 use super::spec::{AttnNorm, HEAD_DIM, NORM_EPS};
 use crate::conv;
 use crate::error::{EngineError, Result};
-use crate::nn::{self, Linear, Norm};
+use crate::kernels::{self, Act};
+use crate::nn::{Linear, Norm};
 use crate::weights::Weights;
 
 fn arr(v: &[f32], shape: &[usize]) -> Array {
@@ -47,7 +48,11 @@ impl Dw {
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        conv::depthwise(x, &self.w, Some(&self.b), self.stride)
+        self.forward_act(x, Act::None)
+    }
+
+    pub fn forward_act(&self, x: &Array, act: Act) -> Result<Array> {
+        kernels::depthwise(x, &self.w, Some(&self.b), self.stride, act)
     }
 
     fn params(&self) -> Vec<&Array> {
@@ -63,23 +68,23 @@ pub fn pointwise(kern: &ConvKernel) -> Result<Linear> {
     Linear::from_torch(arr(&kern.w_f32(), &[kern.out, kern.cin_g]), Some(arr(&kern.b_f32(), &[kern.out])))
 }
 
-/// Dense k x k conv (stem.0) as im2col + GEMM.
+/// Dense k x k conv (stem.0, 3 input channels) as a direct conv kernel.
 pub struct Dense {
     w: Array,
     b: Array,
-    k: usize,
     stride: usize,
 }
 
 impl Dense {
     pub fn new(kern: &ConvKernel, stride: usize) -> Result<Dense> {
+        // [k*k*C, O] in (tap, c) order is [k, k, C, O]
         let w = conv::dense_im2col(&kern.w_f32(), kern.out, kern.cin_g, kern.k)?;
-        Ok(Dense { w, b: arr(&kern.b_f32(), &[kern.out]), k: kern.k, stride })
+        let (k, c, o) = (kern.k as i32, kern.cin_g as i32, kern.out as i32);
+        Ok(Dense { w: w.reshape(&[k, k, c, o])?, b: arr(&kern.b_f32(), &[kern.out]), stride })
     }
 
-    /// conv, then `then` (the activation) on row chunks.
-    pub fn forward(&self, x: &Array, then: impl Fn(Array) -> Result<Array>) -> Result<Array> {
-        conv::dense(x, &self.w, Some(&self.b), self.k, self.stride, then)
+    pub fn forward(&self, x: &Array, act: Act) -> Result<Array> {
+        kernels::conv_small(x, &self.w, Some(&self.b), self.stride, act)
     }
 }
 
@@ -99,12 +104,17 @@ impl Se {
         Ok(Se { fc1: lin("fc1")?, fc2: lin("fc2")? })
     }
 
-    pub fn forward(&self, x: &Array) -> Result<Array> {
-        let (n, c) = (x.shape()[0], x.shape()[3]);
+    /// The per-image channel gate [N, C] of `x` [N, H, W, C] (tiny: MLX ops).
+    pub fn gate(&self, x: &Array) -> Result<Array> {
         let s = x.mean_axes(&[1, 2], false)?;
         let s = mlx_rs::ops::maximum(&self.fc1.forward(&s)?, Array::from_f32(0.0))?;
-        let g = mlx_rs::ops::sigmoid(&self.fc2.forward(&s)?)?;
-        Ok(x.multiply(&g.reshape(&[n, 1, 1, c])?)?)
+        Ok(mlx_rs::ops::sigmoid(&self.fc2.forward(&s)?)?)
+    }
+
+    /// act(x * gate(x)) in one kernel pass.
+    pub fn forward_act(&self, x: &Array, act: Act) -> Result<Array> {
+        let g = self.gate(x)?;
+        kernels::epilogue(x, Some(&g), None, None, act)
     }
 
     fn params(&self) -> Vec<&Array> {
@@ -163,8 +173,8 @@ impl Mlp {
         let (x2, y2) = (x.reshape(&[rows, s[3]])?, y.reshape(&[rows, s[3]])?);
         let hidden = self.hidden;
         let out = conv::row_chunked(&[&x2, &y2], hidden, 512, |p| {
-            let h = nn::gelu(&self.fc1.forward(&p[1])?)?;
-            Ok(p[0].add(&self.fc2.forward(&h)?)?)
+            let h = self.fc1.forward_with(&p[1], Act::Gelu, None)?;
+            self.fc2.forward_with(&h, Act::None, Some(&p[0]))
         })?;
         Ok(out.reshape(&s)?)
     }
@@ -245,9 +255,9 @@ impl Block {
                 let hd = HEAD_DIM as i32;
                 let qkv = qkv.forward(&t)?.reshape(&[n, l, 3, *heads, hd])?.transpose_axes(&[2, 0, 3, 1, 4])?;
                 let pick = |i: i32| qkv.take_axis(Array::from_int(i), 0);
-                let att = nn::attention(&pick(0)?, &pick(1)?, &pick(2)?, false)?;
+                let att = kernels::attention(&pick(0)?, &pick(1)?, &pick(2)?, false)?;
                 let att = att.transpose_axes(&[0, 2, 1, 3])?.reshape(&[n, l, c])?;
-                let x = x.add(&proj.forward(&att)?.reshape(&[n, h, wd, c])?)?;
+                let x = proj.forward_with(&att, Act::None, Some(&x.reshape(&[n, l, c])?))?.reshape(&[n, h, wd, c])?;
                 mlp.residual(&x)
             }
         }
@@ -291,11 +301,11 @@ impl Downsample {
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        let mut y = self.lk.forward(x)?;
-        if let Some(se) = &self.se {
-            y = se.forward(&y)?;
-        }
-        gelu_pointwise_gelu(&y, &self.pw)
+        let y = match &self.se {
+            Some(se) => se.forward_act(&self.lk.forward(x)?, Act::Gelu)?,
+            None => self.lk.forward_act(x, Act::Gelu)?,
+        };
+        pointwise_gelu(&y, &self.pw)
     }
 
     pub fn params(&self) -> Vec<&Array> {
@@ -325,8 +335,8 @@ impl Stem {
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        let x = self.c0.forward(x, |y| nn::gelu(&y))?;
-        gelu_pointwise_gelu(&self.c1.forward(&x)?, &self.c2)
+        let x = self.c0.forward(x, Act::Gelu)?;
+        pointwise_gelu(&self.c1.forward_act(&x, Act::Gelu)?, &self.c2)
     }
 
     pub fn params(&self) -> Vec<&Array> {
@@ -354,7 +364,7 @@ impl Head {
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
-        let y = nn::gelu(&self.se.forward(&self.conv.forward(x)?)?)?;
+        let y = self.se.forward_act(&self.conv.forward(x)?, Act::Gelu)?;
         self.fc.forward(&y.mean_axes(&[1, 2], false)?)
     }
 
@@ -366,11 +376,11 @@ impl Head {
     }
 }
 
-/// gelu(pw(gelu(y))) over pixels, in row chunks.
-fn gelu_pointwise_gelu(y: &Array, pw: &Linear) -> Result<Array> {
+/// gelu(pw(y)) over pixels (y already activated by the conv kernel before it), in row chunks.
+fn pointwise_gelu(y: &Array, pw: &Linear) -> Result<Array> {
     let s = y.shape().to_vec();
     let y2 = y.reshape(&[s[0] * s[1] * s[2], s[3]])?;
-    let out = conv::row_chunked(&[&y2], 2 * s[3] as usize, 256, |p| nn::gelu(&pw.forward(&nn::gelu(&p[0])?)?))?;
+    let out = conv::row_chunked(&[&y2], 2 * s[3] as usize, 256, |p| pw.forward_with(&p[0], Act::Gelu, None))?;
     let o = out.shape()[1];
     Ok(out.reshape(&[s[0], s[1], s[2], o])?)
 }

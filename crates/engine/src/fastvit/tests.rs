@@ -206,12 +206,12 @@ fn mobileone_blocks_match_training_form() {
         } else if k == 1 {
             conv::pointwise(&x, &blocks::pointwise(&kern).unwrap()).unwrap()
         } else {
-            blocks::Dense::new(&kern, stride).unwrap().forward(&x, Ok).unwrap()
+            blocks::Dense::new(&kern, stride).unwrap().forward(&x, crate::kernels::Act::None).unwrap()
         };
         let mut want = cx.mobileone(&x, &m);
         if se.is_some() {
             let p = format!("{}.se", m.prefix);
-            got = Se::load(&plan, &cx.w, &p).unwrap().forward(&got).unwrap();
+            got = Se::load(&plan, &cx.w, &p).unwrap().forward_act(&got, crate::kernels::Act::None).unwrap();
             want = cx.se(&want, &p);
         }
         let (got, want) = (nn::gelu(&got).unwrap(), gelu_exact(&want));
