@@ -22,9 +22,21 @@ pub fn runtime() -> Result<(), EngineError> {
     RUNTIME.get_or_try_init(|| {
         // Run-time compile would fork g++ from the backend and share a cache directory across
         // backends, for ~2% speed: off.
-        runtime::init(InitOptions { disable_compile: true, blas_threads: None })
+        runtime::init(InitOptions { disable_compile: true, threads: Some(guc::threads()), cache_limit: None })
     })?;
+    apply_threads();
     runtime::set_device(guc::device())
+}
+
+/// Applies `mobileclip.threads` when it changed since the last call (a SET in the session).
+fn apply_threads() {
+    thread_local! {
+        static APPLIED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+    let want = guc::threads();
+    if APPLIED.with(|a| a.replace(want)) != want {
+        runtime::set_threads(want);
+    }
 }
 
 pub struct Loaded {

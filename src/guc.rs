@@ -20,10 +20,20 @@ pub enum Device {
 pub static DEVICE: GucSetting<Device> = GucSetting::<Device>::new(Device::Cpu);
 pub static MODEL_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16);
+/// 0 = one per core the server may use.
+pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// Pillow's own decompression-bomb threshold (Image.MAX_IMAGE_PIXELS, where it warns).
 pub const DEFAULT_MAX_IMAGE_PIXELS: i32 = 89_478_485;
 pub static MAX_IMAGE_PIXELS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_IMAGE_PIXELS);
 pub static MAX_IMAGE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(128 * 1024 * 1024);
+
+/// `mobileclip.threads` resolved: 0 means one per core.
+pub fn threads() -> usize {
+    match THREADS.get() {
+        n if n > 0 => n as usize,
+        _ => mobileclip_engine::runtime::default_threads(),
+    }
+}
 
 pub fn register() {
     GucRegistry::define_enum_guc(
@@ -50,6 +60,17 @@ Superuser only: the server reads these files. Loaded on first use in each sessio
         &BATCH_SIZE,
         1,
         256,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"mobileclip.threads",
+        c"Threads one backend uses to embed (OpenBLAS GEMMs and the kernel layer); 0 = one per core.",
+        c"Values above the number of cores are clamped to it. With many backends embedding at once, \
+1 per backend keeps the cores from being oversubscribed.",
+        &THREADS,
+        0,
+        1024,
         GucContext::Userset,
         GucFlags::default(),
     );

@@ -12,6 +12,12 @@ use mobileclip_engine::{microbench, runtime, Engine, LoadOptions};
 #[derive(Parser)]
 #[command(name = "mobileclip", version, about = "MobileCLIP2 on MLX: embeddings, preprocessing, parity, benchmarks")]
 struct Cli {
+    /// Threads for OpenBLAS and the kernel layer (default: one per core).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// MLX buffer cache limit in MiB (default: the engine's, see runtime::DEFAULT_CACHE_LIMIT).
+    #[arg(long, global = true)]
+    cache_mb: Option<usize>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -128,6 +134,13 @@ enum BenchWhat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The first init wins (process-wide settings): the later calls in the commands are no-ops.
+    if let Err(e) =
+        runtime::init(runtime::InitOptions { threads: cli.threads, cache_limit: cli.cache_mb.map(|m| m << 20), ..Default::default() })
+    {
+        eprintln!("mobileclip: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.cmd {
         Cmd::Info => info(),
         Cmd::EmbedText { model, tokens, text } => embed_text(&model, tokens, &text),
@@ -273,6 +286,30 @@ const BENCH_TEXTS: [&str; 4] = [
     "satellite image of farmland and a winding road",
 ];
 
+/// CPU time of this process so far (ms, user + system, all threads). Next to wall time it
+/// shows how busy the threads were, and with --threads 1 it is the work done even on a
+/// machine that other jobs keep busy.
+fn cpu_ms() -> f64 {
+    // SAFETY: getrusage fills a plain struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Runs `f` once to warm up, then `runs` times: (wall ms, cpu ms) per run.
+fn timed(runs: usize, f: impl Fn() -> Result<(), Box<dyn std::error::Error>>) -> Result<(Vec<f64>, Vec<f64>), Box<dyn std::error::Error>> {
+    f()?;
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    for _ in 0..runs.max(1) {
+        let (t, c) = (std::time::Instant::now(), cpu_ms());
+        f()?;
+        wall.push(t.elapsed().as_secs_f64() * 1e3);
+        cpu.push(cpu_ms() - c);
+    }
+    Ok((wall, cpu))
+}
+
 fn bench_text(model: &Path, batches: &[usize], runs: usize) -> CliResult {
     let t = std::time::Instant::now();
     let engine = Engine::load(model, LoadOptions::default())?;
@@ -281,21 +318,17 @@ fn bench_text(model: &Path, batches: &[usize], runs: usize) -> CliResult {
     for &b in batches {
         let b = b.clamp(1, 256);
         let ids: Vec<i32> = (0..b).map(|i| engine.tokenize(BENCH_TEXTS[i % BENCH_TEXTS.len()])).collect::<Result<Vec<_>, _>>()?.concat();
-        let run = || -> Result<f64, Box<dyn std::error::Error>> {
-            let t = std::time::Instant::now();
-            let out = engine.embed_token_ids_batch(&ids, b)?;
-            std::hint::black_box(out);
-            Ok(t.elapsed().as_secs_f64() * 1e3)
-        };
-        run()?;
-        let runs_ms = (0..runs.max(1)).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
+        let (runs_ms, cpu) = timed(runs, || {
+            std::hint::black_box(engine.embed_token_ids_batch(&ids, b)?);
+            Ok(())
+        })?;
         let t = std::time::Instant::now();
         for i in 0..b {
             std::hint::black_box(engine.tokenize(BENCH_TEXTS[i % BENCH_TEXTS.len()])?);
         }
         let tokenize_ms = t.elapsed().as_secs_f64() * 1e3;
         rows.push(serde_json::json!({
-            "batch": b, "runs_ms": runs_ms, "median_ms": microbench::median(&runs_ms), "tokenize_ms": tokenize_ms,
+            "batch": b, "runs_ms": runs_ms, "median_ms": microbench::median(&runs_ms), "cpu_ms": microbench::median(&cpu), "tokenize_ms": tokenize_ms,
         }));
     }
     let out = serde_json::json!({ "model": model.display().to_string(), "load_ms": load_ms, "rows": rows });
@@ -320,14 +353,11 @@ fn bench_image(model: &Path, image: &Path, batches: &[usize], runs: usize) -> Cl
     for &b in batches {
         let b = b.clamp(1, 256);
         let batch: Vec<f32> = pixels.iter().copied().cycle().take(pixels.len() * b).collect();
-        let run = || -> Result<f64, Box<dyn std::error::Error>> {
-            let t = std::time::Instant::now();
+        let (runs_ms, cpu) = timed(runs, || {
             std::hint::black_box(engine.embed_pixels(&batch, b, true)?);
-            Ok(t.elapsed().as_secs_f64() * 1e3)
-        };
-        run()?;
-        let runs_ms = (0..runs.max(1)).map(|_| run()).collect::<Result<Vec<_>, _>>()?;
-        rows.push(serde_json::json!({ "batch": b, "runs_ms": runs_ms, "median_ms": microbench::median(&runs_ms) }));
+            Ok(())
+        })?;
+        rows.push(serde_json::json!({ "batch": b, "runs_ms": runs_ms, "median_ms": microbench::median(&runs_ms), "cpu_ms": microbench::median(&cpu) }));
     }
     let out = serde_json::json!({
         "model": model.display().to_string(), "image": image.display().to_string(), "load_ms": load_ms,

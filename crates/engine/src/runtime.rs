@@ -50,13 +50,15 @@ impl std::str::FromStr for Device {
 pub struct InitOptions {
     /// Turn off MLX's run-time compile (no g++ forked from this process).
     pub disable_compile: bool,
-    /// OpenBLAS worker threads; `None` keeps OpenBLAS's default (one per core).
-    pub blas_threads: Option<usize>,
+    /// Threads for OpenBLAS and the kernel layer ([`set_threads`]); `None`: one per core.
+    pub threads: Option<usize>,
+    /// MLX's CPU buffer cache limit in bytes ([`set_cache_limit`]); `None`: [`DEFAULT_CACHE_LIMIT`].
+    pub cache_limit: Option<usize>,
 }
 
 impl Default for InitOptions {
     fn default() -> Self {
-        InitOptions { disable_compile: true, blas_threads: None }
+        InitOptions { disable_compile: true, threads: None, cache_limit: None }
     }
 }
 
@@ -80,14 +82,61 @@ fn init_once(options: InitOptions) -> std::result::Result<InitOptions, String> {
     if options.disable_compile {
         mlx_rs::transforms::compile::disable_compile();
     }
-    if let Some(n) = options.blas_threads {
-        openblas::set_threads(n);
-    }
+    set_threads(options.threads.unwrap_or_else(default_threads));
+    set_cache_limit(options.cache_limit.unwrap_or(DEFAULT_CACHE_LIMIT)).map_err(|e| e.to_string())?;
     Ok(options)
 }
 
 fn ensure_init() -> Result<()> {
     init(InitOptions::default())
+}
+
+/// Cores this process may run on: the default thread count.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// Threads one embedding call may use: OpenBLAS's workers (GEMMs) and the kernel layer's
+/// pool (everything else) take turns, so both get the same count. Clamped to 1..=cores
+/// (more threads than cores only adds switching).
+pub fn set_threads(n: usize) {
+    let n = n.clamp(1, default_threads());
+    openblas::set_threads(n);
+    crate::kernels::set_threads(n);
+}
+
+/// MLX's default CPU buffer cache (32 MB) is far below one forward pass's intermediates, so
+/// most buffers were freshly mmap'ed and page-faulted in (the kernel zeroing pages was ~40% of
+/// an S0 batch's profile). Measured in BENCHMARKS.md ("Buffer cache"); freed buffers beyond the
+/// limit go back to the system.
+pub const DEFAULT_CACHE_LIMIT: usize = 512 << 20;
+
+/// Sets MLX's buffer cache limit (bytes); returns the previous limit.
+pub fn set_cache_limit(bytes: usize) -> Result<usize> {
+    let mut prev = 0usize;
+    // SAFETY: plain value call into MLX's allocator; `prev` is a valid out-pointer.
+    if unsafe { mlx_sys::mlx_set_cache_limit(&mut prev, bytes) } != 0 {
+        return Err(EngineError::Mlx("mlx_set_cache_limit failed".into()));
+    }
+    Ok(prev)
+}
+
+/// Returns the cached (free, kept for reuse) buffers to the system.
+pub fn clear_cache() {
+    // SAFETY: plain call into MLX's allocator.
+    unsafe { mlx_sys::mlx_clear_cache() };
+}
+
+/// MLX allocator figures (bytes): (active, cached, peak).
+pub fn memory_stats() -> (usize, usize, usize) {
+    let (mut a, mut c, mut p) = (0usize, 0usize, 0usize);
+    // SAFETY: plain calls with valid out-pointers.
+    unsafe {
+        mlx_sys::mlx_get_active_memory(&mut a);
+        mlx_sys::mlx_get_cache_memory(&mut c);
+        mlx_sys::mlx_get_peak_memory(&mut p);
+    }
+    (a, c, p)
 }
 
 /// Selects the default MLX device for this process's following work.
@@ -223,8 +272,12 @@ pub struct ThreadInfo {
     pub process_threads: Option<usize>,
     /// OpenBLAS workers: the only multi-threaded part of MLX on CPU (matmul, dense conv).
     pub blas_threads: Option<i32>,
-    /// MLX's own CPU kernels (elementwise, reductions, depthwise conv) run on one stream thread.
+    /// MLX's own CPU kernels (reductions, copies) run on one stream thread.
     pub mlx_cpu_stream_threads: usize,
+    /// The kernel layer's threads (element-wise, norms, softmax, convs), the stream thread
+    /// included, and the instruction set its loops run with.
+    pub kernel_threads: usize,
+    pub kernel_isa: String,
 }
 
 pub fn thread_info() -> ThreadInfo {
@@ -236,6 +289,8 @@ pub fn thread_info() -> ThreadInfo {
         process_threads,
         blas_threads: openblas::threads(),
         mlx_cpu_stream_threads: 1,
+        kernel_threads: crate::kernels::threads(),
+        kernel_isa: crate::kernels::isa().to_string(),
     }
 }
 

@@ -122,26 +122,16 @@ void softmax(const float* x, float scale, bool causal, size_t lq, float* out, si
   parallel_for(rows, grain_rows(c), [&](size_t a, size_t b) { softmax_rows(x, scale, causal, l, out, a, b, c); });
 }
 
-MCK_CLONES
-static int isa_probe() {
-#if defined(__AVX512F__)
-  return 2;
-#elif defined(__AVX2__)
-  return 1;
-#else
-  return 0;
-#endif
-}
-
+// The clone the ifunc resolvers pick follows the CPU's x86-64 level (kernels.h).
 const char* isa() {
-  switch (isa_probe()) {
-    case 2:
-      return "avx512";
-    case 1:
-      return "avx2";
-    default:
-      return "baseline";
-  }
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return "avx512";
+  if (__builtin_cpu_supports("x86-64-v3")) return "avx2";
+  return "baseline";
+#else
+  return "portable";
+#endif
 }
 
 }  // namespace mck

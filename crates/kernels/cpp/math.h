@@ -35,10 +35,12 @@ struct GeluCoeffs {
 
 extern const GeluCoeffs kGeluCoeffs;
 
-// MLX's maximum/minimum propagate NaN from either side; clip(x) = minimum(maximum(x, lo), hi).
+// MLX's clip is minimum(maximum(x, lo), hi) with NaN propagating. Written as two selects
+// that keep x when the comparison is false (so NaN passes through), which GCC turns into
+// vmaxps/vminps with the right operand order: branch-free, vectorized.
 static inline float clip_nan(float x, float lo, float hi) {
-  float a = (x != x) ? x : (x > lo ? x : lo);
-  return (a != a) ? a : (a < hi ? a : hi);
+  float a = x < lo ? lo : x;
+  return a > hi ? hi : a;
 }
 
 static inline float gelu1(float x, const GeluCoeffs& g) {
@@ -62,7 +64,7 @@ static inline float gelu1(float x, const GeluCoeffs& g) {
 // +inf above, NaN stays NaN.
 static inline float exp1(float x) {
   const float hi = 88.0f, lo = -87.3365447504f;
-  float xc = x > hi ? hi : (x < lo ? lo : x);
+  float xc = clip_nan(x, lo, hi);  // NaN stays NaN and poisons y below
   float n = std::floor(xc * 1.44269504088896341f + 0.5f);
   float r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
@@ -73,13 +75,14 @@ static inline float exp1(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   float y = (p * r) * r + r + 1.0f;
+  // n is an integer in [-126, 127] here (NaN only when x is NaN: then y is NaN anyway).
   int32_t e = (static_cast<int32_t>(n) + 127) << 23;
   float s;
   std::memcpy(&s, &e, sizeof s);
   y = y * s;
   y = x < lo ? 0.0f : y;
   y = x > hi ? INFINITY : y;
-  return (x != x) ? x : y;
+  return y;
 }
 
 }  // namespace mck

@@ -16,7 +16,7 @@ use super::spec::{AttnNorm, HEAD_DIM, NORM_EPS};
 use crate::conv;
 use crate::error::{EngineError, Result};
 use crate::kernels::{self, Act};
-use crate::nn::{Linear, Norm};
+use crate::nn::{self, Linear, Norm};
 use crate::weights::Weights;
 
 fn arr(v: &[f32], shape: &[usize]) -> Array {
@@ -252,11 +252,7 @@ impl Block {
                     Some(norm) => norm.forward(&t)?,
                     None => t,
                 };
-                let hd = HEAD_DIM as i32;
-                let qkv = qkv.forward(&t)?.reshape(&[n, l, 3, *heads, hd])?.transpose_axes(&[2, 0, 3, 1, 4])?;
-                let pick = |i: i32| qkv.take_axis(Array::from_int(i), 0);
-                let att = kernels::attention(&pick(0)?, &pick(1)?, &pick(2)?, false)?;
-                let att = att.transpose_axes(&[0, 2, 1, 3])?.reshape(&[n, l, c])?;
+                let att = nn::multi_head_attention(&qkv.forward(&t)?, *heads, false)?;
                 let x = proj.forward_with(&att, Act::None, Some(&x.reshape(&[n, l, c])?))?.reshape(&[n, h, wd, c])?;
                 mlp.residual(&x)
             }
