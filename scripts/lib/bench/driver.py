@@ -513,6 +513,15 @@ def measure(a):
     log("sgemm (numpy, 2048^3, 9 runs)")
     sg = sgemm(threads)
     log(f"sgemm: {sg['median_gflops']:.0f} GFLOP/s median ({sg['best_gflops']:.0f} best)")
+    builds = {}
+    try:
+        lib = subprocess.run([f"{PG_BIN}/pg_config", "--pkglibdir"], capture_output=True, text=True).stdout.strip()
+        builds = {"cli": os.path.getmtime(a.cli), "extension": os.path.getmtime(os.path.join(lib, "mobileclip.so"))}
+    except OSError:
+        pass
+    stale = "sql" in a.engines and builds and builds["extension"] < builds["cli"] - 120
+    if stale:
+        log("WARNING: the installed extension is older than the CLI; run scripts/setup so SQL measures the same build")
     ts = TorchSide(threads)
     image_bytes = open(a.image, "rb").read()
     res = {
@@ -520,7 +529,9 @@ def measure(a):
                  "command": "scripts/bench " + shlex.join(a.argv), "threads": threads, "runs": a.runs,
                  "warmup": a.warmup, "batches": a.batches, "engines": a.engines, "image": os.path.relpath(a.image, ROOT),
                  "machine": machine(), "versions": versions(info), "sgemm_start": sg,
-                 "ours_threads": "--threads" if ours.threads_flag else "OPENBLAS_NUM_THREADS"},
+                 "ours_threads": "--threads" if ours.threads_flag else "OPENBLAS_NUM_THREADS",
+                 "builds": {k: datetime.datetime.fromtimestamp(v, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+                            for k, v in builds.items()}, "extension_older_than_cli": bool(stale)},
         "rows": [], "checks": [],
     }
     cluster = sql = None
@@ -553,7 +564,10 @@ def measure(a):
                         ref = ts.forward(ts.rep, tower, ts.input(tower, b)).numpy()
                         got = ort.run(ts, tower, b)
                         check[f"ort_vs_pt_max_abs_b{b}"] = float(np.abs(got - ref).max())
-                    check["onnx"] = os.path.relpath(path, "/")
+                    check["onnx"] = path
+                    worst = max(v for k, v in check.items() if k.startswith("ort_vs_pt"))
+                    if worst > 1e-4:
+                        log(f"WARNING: {variant} {tower}: ONNX Runtime differs from PyTorch by {worst:.1e} (> 1e-4)")
                 if not same:
                     b = a.batches[0]
                     x = ts.input(tower, b)

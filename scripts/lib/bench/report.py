@@ -65,6 +65,9 @@ def header(res):
         lines.append(f"ONNX Runtime vs PyTorch (reparameterized), same input: max abs difference {max(ort_d):.1e} "
                      f"over all rows; PyTorch training form vs reparameterized: {max(tr_d):.1e}." if tr_d else
                      f"ONNX Runtime vs PyTorch (reparameterized), same input: max abs difference {max(ort_d):.1e}.")
+    if m.get("extension_older_than_cli"):
+        lines.append(f"**Caution**: the installed extension ({m['builds']['extension']}) is older than the CLI "
+                     f"({m['builds']['cli']}): the SQL column may measure another build.")
     if noop:
         lines.append(f"Nothing to reparameterize (training = reparam, measured once): {', '.join(noop)}.")
     return lines
@@ -114,39 +117,41 @@ def chart(res, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     towers = [t for t in ("image", "text") if any(r["tower"] == t for r in res["rows"])]
-    fig, axes = plt.subplots(len(towers), 1, figsize=(max(6, 0.55 * max(len(res["rows"]), 8)), 3.6 * len(towers)),
-                             squeeze=False)
+    per_tower = max(len([r for r in res["rows"] if r["tower"] == t]) for t in towers)
+    fig, axes = plt.subplots(len(towers), 1, figsize=(max(8, 1.1 * per_tower), 3.4 * len(towers) + 0.8), squeeze=False)
+
+    def ratio(r, key):
+        m = r["median_ms"]
+        if key == "sql":
+            full = engine_full_ms(r)
+            return full / m["sql"] if m.get("sql") and full else 0
+        return m[key] / m["ours"] if m.get(key) and m.get("ours") else 0
+
     series = [("pt_train", "PyTorch training / ours", "#bbbbbb"), ("pt_reparam", "PyTorch reparam / ours", "#4c72b0"),
-              ("ort", "ONNX Runtime / ours", "#dd8452"), ("sql", "ours engine / ours SQL", "#55a868")]
+              ("ort", "ONNX Runtime / ours", "#dd8452"), ("sql", "ours engine (+preproc.) / ours SQL", "#55a868")]
+    series = [s for s in series if any(ratio(r, s[0]) for r in res["rows"])]
     for ax, tower in zip(axes[:, 0], towers):
         rows = [r for r in res["rows"] if r["tower"] == tower]
-        labels = [f"{r['variant']}\nb{r['batch']}" for r in rows]
-        w = 0.8 / len(series)
+        w = 0.8 / max(len(series), 1)
         for i, (key, name, color) in enumerate(series):
-            vals = []
-            for r in rows:
-                m = r["median_ms"]
-                if key == "sql":
-                    full = engine_full_ms(r)
-                    vals.append(full / m["sql"] if m.get("sql") and full else 0)
-                else:
-                    vals.append(m[key] / m["ours"] if m.get(key) and m.get("ours") else 0)
+            vals = [ratio(r, key) for r in rows]
             xs = [j + (i - (len(series) - 1) / 2) * w for j in range(len(rows))]
-            bars = ax.bar(xs, vals, w, label=name, color=color)
+            ax.bar(xs, vals, w, label=name, color=color)
             for x, val in zip(xs, vals):
                 if val:
                     ax.text(x, val, f"{val:.2f}", ha="center", va="bottom", fontsize=6, rotation=90)
         ax.axhline(1.0, color="black", lw=0.8)
-        ax.axhline(0.8, color="#dd8452", lw=0.6, ls="--")
+        ax.axhline(0.8, color="#dd8452", lw=0.6, ls="--", label="0.8 (ORT target)")
         ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels(labels, fontsize=8)
-        ax.set_ylabel("theirs / ours  (> 1: ours faster)")
+        ax.set_xticklabels([f"{r['variant']}\nb{r['batch']}" for r in rows], fontsize=8)
+        ax.set_ylabel("ratio (> 1: ours faster)")
         ax.set_title(f"{tower} tower, fp32, {res['meta']['threads']} threads", fontsize=10)
-        ax.legend(fontsize=7, ncol=4, loc="upper left")
         top = max([b.get_height() for b in ax.patches] + [1.2])
-        ax.set_ylim(0, top * 1.25)
+        ax.set_ylim(0, top * 1.2)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False)
     fig.suptitle(f"mobileclip vs PyTorch vs ONNX Runtime — {res['meta']['date']}", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.09 if len(labels) > 3 else 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
