@@ -491,7 +491,8 @@ def ensure_model(cli, variant):
             os.chmod(os.path.join(dirpath, f), 0o644)
     p = os.path.dirname(os.path.abspath(d))
     while p != "/":
-        os.chmod(p, os.stat(p).st_mode | 0o005)
+        if not os.stat(p).st_mode & 0o001:
+            log(f"WARNING: {p} is not searchable by other users: the Postgres server cannot read {d}")
         p = os.path.dirname(p)
     return d
 
@@ -526,7 +527,7 @@ def measure(a):
     image_bytes = open(a.image, "rb").read()
     res = {
         "meta": {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                 "command": "scripts/bench " + shlex.join(a.argv), "threads": threads, "runs": a.runs,
+                 "command": "scripts/bench " + shlex.join(a.argv), "cli": a.cli, "threads": threads, "runs": a.runs,
                  "warmup": a.warmup, "batches": a.batches, "engines": a.engines, "image": os.path.relpath(a.image, ROOT),
                  "machine": machine(), "versions": versions(info), "sgemm_start": sg,
                  "ours_threads": "--threads" if ours.threads_flag else "OPENBLAS_NUM_THREADS",

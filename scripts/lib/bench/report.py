@@ -46,7 +46,8 @@ def header(res):
     tr_d = [x for c in checks for k, x in c.items() if k.startswith("pt_train_vs_reparam")]
     noop = sorted({f"{c['variant']} {c['tower']}" for c in checks if c.get("reparam_noop")})
     lines = [
-        f"Command: `{m['command']}` — {m['date']}, {m.get('wall_s', '?')} s.",
+        f"Command: `{m['command']}` — {m['date']}, {m.get('wall_s', '?')} s"
+        + (f"; CLI `{m['cli']}`." if m.get("cli") and not m["cli"].endswith("target/release/mobileclip") else "."),
         f"Machine: {mc['cpu']}, {mc['cores']} cores ({', '.join(mc['isa'])}), {mc['mem_gib']} GiB, {mc['os']}; "
         f"load average {mc['loadavg_start'][0]:.2f} at start, {mc.get('loadavg_end', [0])[0]:.2f} at end.",
         f"Versions: mobileclip {v.get('mobileclip')} ({v.get('mobileclip_git')}), MLX {v.get('mlx')} + {v.get('blas')}; "
