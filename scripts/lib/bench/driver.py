@@ -508,6 +508,10 @@ def measure(a):
     os.makedirs(CACHE, exist_ok=True)
     if not os.access(a.cli, os.X_OK):
         raise SystemExit(f"no CLI at {a.cli}: cargo build --release -p mobileclip-cli (or set MOBILECLIP_CLI)")
+    load1 = os.getloadavg()[0]
+    if load1 > 0.5 * (os.cpu_count() or 1):
+        log(f"WARNING: load average {load1:.1f} on {os.cpu_count()} cores: other work is running; PyTorch (OpenMP) "
+            "suffers most from a busy machine, so ratios taken now are not representative")
     ours = Ours(a.cli, threads)
     info = ours.info()
     log(f"threads {threads}; ours: CLI {a.cli} ({'--threads' if ours.threads_flag else 'OPENBLAS_NUM_THREADS'})")
