@@ -79,6 +79,19 @@ impl EncoderBlock {
         self.fc2.forward_with(&y, Act::None, Some(&x))
     }
 
+    /// `forward`, then row `rows[i]` of the flattened [B * L, W] output: [rows, W]. Exact and
+    /// cheaper for a pooled last block: attention needs every token's keys and values, but
+    /// the projection, the MLP and the residuals are per token, so they run on the kept rows.
+    pub fn forward_rows(&self, x: &Array, heads: i32, causal: bool, rows: &Array) -> Result<Array> {
+        let s = x.shape();
+        let (b, l, w) = (s[0], s[1], s[2]);
+        let att = multi_head_attention(&self.qkv.forward(&self.norm1.forward(x)?)?, heads, causal)?;
+        let pick = |a: &Array| -> Result<Array> { Ok(a.reshape(&[b * l, w])?.take_axis(rows, 0)?) };
+        let x = self.proj.forward_with(&pick(&att)?, Act::None, Some(&pick(x)?))?;
+        let y = self.fc1.forward_with(&self.norm2.forward(&x)?, Act::Gelu, None)?;
+        self.fc2.forward_with(&y, Act::None, Some(&x))
+    }
+
     pub fn arrays(&self) -> Vec<&Array> {
         let mut v = Vec::new();
         for l in [&self.qkv, &self.proj, &self.fc1, &self.fc2] {

@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 
+use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::Array;
 
 use crate::config::TextCfg;
@@ -138,32 +139,39 @@ impl TextTower {
             return Err(EngineError::InvalidInput(format!("token id {bad} outside the vocabulary (0..{vocab})")));
         }
         let (w, heads) = (self.cfg.width as i32, self.cfg.heads as i32);
-        let (b, l) = (batch as i32, ctx as i32);
-
-        let ids_arr = Array::from_slice(ids, &[b * l]);
-        let mut x = self.token_embedding.take_axis(&ids_arr, 0)?.reshape(&[b, l, w])?;
-        x = x.add(&self.positional_embedding)?;
-
-        for blk in &self.blocks {
-            x = blk.forward(&x, heads, self.cfg.causal())?;
-        }
-        let x = self.ln_final.forward(&x)?;
-
         // Pool the row at the largest token id, first occurrence (torch argmax): normally EOT.
-        let rows: Vec<i32> = ids
+        let best: Vec<usize> = ids
             .chunks(ctx)
-            .enumerate()
-            .map(|(r, row)| {
+            .map(|row| {
                 let mut best = 0usize;
                 for (i, &t) in row.iter().enumerate() {
                     if t > row[best] {
                         best = i;
                     }
                 }
-                (r * ctx + best) as i32
+                best
             })
             .collect();
-        let pooled = x.reshape(&[b * l, w])?.take_axis(&Array::from_slice(&rows, &[b]), 0)?;
+        // With a causal mask (MobileCLIP2-B), token i only sees tokens <= i, so the positions
+        // after the last pooled one cannot change any pooled row: they are not computed (exact;
+        // a 12-token caption runs 12 positions instead of 77). Without the mask every position
+        // attends to the padding, and all of them run.
+        let keep = if self.cfg.causal() { best.iter().max().map_or(ctx, |&m| m + 1) } else { ctx };
+        let (b, l) = (batch as i32, keep as i32);
+        let kept: Vec<i32> = ids.chunks(ctx).flat_map(|row| row[..keep].iter().copied()).collect();
+        let ids_arr = Array::from_slice(&kept, &[b * l]);
+        let mut x = self.token_embedding.take_axis(&ids_arr, 0)?.reshape(&[b, l, w])?;
+        let pos = if keep == ctx { self.positional_embedding.clone() } else { self.positional_embedding.try_index(0..l)? };
+        x = x.add(&pos)?;
+        let rows: Vec<i32> = best.iter().enumerate().map(|(r, &i)| (r * keep + i) as i32).collect();
+        let rows = Array::from_slice(&rows, &[b]);
+        // Every block but the last on all tokens; the last block past its attention, and the
+        // final LayerNorm, only on the pooled rows (both are per token: exact).
+        let (last, body) = self.blocks.split_last().ok_or_else(|| EngineError::Model("text tower without blocks".into()))?;
+        for blk in body {
+            x = blk.forward(&x, heads, self.cfg.causal())?;
+        }
+        let pooled = self.ln_final.forward(&last.forward_rows(&x, heads, self.cfg.causal(), &rows)?)?;
         let out = pooled.matmul(&self.projection)?;
         if normalize {
             nn::l2_normalize(&out)
