@@ -10,6 +10,24 @@ SELECT info->>'mlx_version'           AS mlx_version,
        (info->'threads'->>'available_parallelism')::int >= 1 AS has_cores
 FROM (SELECT clip_runtime_info() AS info) s;
 
+-- The kernel layer (MLX custom primitives) runs here with a known instruction set, and
+-- mobileclip.threads sets its threads and OpenBLAS's together (0 = one per core; clamped to
+-- the cores; a GUC range error above 1024).
+SELECT info->'threads'->>'kernel_isa' IN ('avx512', 'avx2', 'baseline', 'portable') AS kernel_isa_known,
+       (info->'threads'->>'kernel_threads')::int = (info->'threads'->>'available_parallelism')::int AS default_one_per_core,
+       (info->'threads'->>'blas_threads')::int = (info->'threads'->>'kernel_threads')::int AS blas_same
+FROM (SELECT clip_runtime_info() AS info) s;
+SET mobileclip.threads = 1;
+SELECT (info->'threads'->>'kernel_threads')::int AS kernel_threads, (info->'threads'->>'blas_threads')::int AS blas_threads
+FROM (SELECT clip_runtime_info() AS info) s;
+SET mobileclip.threads = 1000;
+SELECT (info->'threads'->>'kernel_threads')::int = (info->'threads'->>'available_parallelism')::int AS clamped_to_cores
+FROM (SELECT clip_runtime_info() AS info) s;
+SET mobileclip.threads = 1025;
+RESET mobileclip.threads;
+SELECT (info->'threads'->>'kernel_threads')::int = (info->'threads'->>'available_parallelism')::int AS back_to_default
+FROM (SELECT clip_runtime_info() AS info) s;
+
 -- The micro-benchmarks run in-backend too (timings vary; only their presence is checked).
 SELECT b->>'op' AS op, (b->>'median_ms')::float8 > 0 AS timed
 FROM jsonb_array_elements(clip_runtime_info(bench => true)->'bench') AS b;

@@ -1,6 +1,7 @@
 // Scalar math the loops inline, written branch-free so that GCC vectorizes the loops that
 // call them. Compiled with -ffp-contract=off (build.rs): the same float operations in the
 // same order as the MLX op chains they replace (engine nn::gelu), so results agree to the bit
+// (in elementwise.cpp; conv.cpp is built with contraction, so its fused GELU may differ by an ulp)
 // where the order is the same.
 #pragma once
 
