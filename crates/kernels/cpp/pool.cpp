@@ -7,6 +7,11 @@
 #include <thread>
 #include <vector>
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#include <signal.h>
+#endif
+
 namespace mck {
 namespace {
 
@@ -97,7 +102,17 @@ class Pool {
       stop_ = false;
       live_ = n;
     }
+    // Workers never take the process's signals (in a Postgres backend: SIGINT for cancel,
+    // SIGTERM, SIGUSR1 latches): they start with every signal blocked, inherited from here.
+#if defined(__unix__) || defined(__APPLE__)
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+#endif
     for (size_t i = 0; i < n; ++i) workers_.emplace_back([this, i] { worker(i); });
+#if defined(__unix__) || defined(__APPLE__)
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+#endif
   }
 
   std::mutex loop_mu_;  // one parallel loop at a time
