@@ -95,6 +95,7 @@ pub fn image_limits() -> mobileclip_engine::preprocess::ImageLimits {
     mobileclip_engine::preprocess::ImageLimits {
         max_pixels: MAX_IMAGE_PIXELS.get().max(1) as u64,
         max_bytes: MAX_IMAGE_BYTES.get().max(1) as usize,
+        ..Default::default()
     }
 }
 
