@@ -113,9 +113,10 @@ pub fn probe(bytes: &[u8], limits: &ImageLimits) -> Result<ImageInfo> {
     guarded(|| {
         let h = checked_header(bytes, limits)?;
         let orientation = exif::orientation(h.format, bytes);
-        // TiffImagePlugin applies the orientation itself when it loads (and reports the
-        // transposed size from `open`), whatever the caller does.
-        let swap = h.format == Format::Tiff && exif::Transpose::from_orientation(orientation).is_some_and(|t| t.swaps());
+        // TiffImagePlugin applies the orientation itself when it loads, and `open` reports
+        // the turned size when tag 274 says 5..8 (not when the orientation is in XMP only).
+        let swap = h.format == Format::Tiff
+            && exif::tiff_tag_orientation(bytes).and_then(exif::Transpose::from_orientation).is_some_and(|t| t.swaps());
         let (width, height) = if swap { (h.height, h.width) } else { (h.width, h.height) };
         Ok(ImageInfo { format: h.format.name(), width, height, mode: h.mode, orientation })
     })

@@ -6,9 +6,9 @@
 //!   header; later ones are appended, as `JpegImagePlugin` does); XMP from APP1
 //!   `http://ns.adobe.com/xap/1.0/\0` (the last one).
 //! - PNG: the `eXIf` chunk anywhere before IEND (the last one: `load_end` reads chunks after
-//!   IDAT too); XMP from an uncompressed `iTXt` chunk `XML:com.adobe.xmp`.
+//!   IDAT too); XMP from an `iTXt` chunk `XML:com.adobe.xmp` (zlib-compressed or not).
 //! - WebP: the first `EXIF` chunk (with or without the `Exif\0\0` prefix); XMP from `XMP `.
-//! - TIFF: tag 274 in the first IFD of the file itself.
+//! - TIFF: tag 274 in the first IFD of the file itself; XMP from tag 700 of that IFD.
 //! - GIF, BMP: none (GIF XMP application extensions are not read here).
 //!
 //! The orientation is tag 274 of IFD0 when present (one BYTE/SHORT/LONG value); otherwise
@@ -79,7 +79,7 @@ pub(crate) fn orientation(fmt: Format, b: &[u8]) -> u32 {
         Format::Jpeg => jpeg_metadata(b),
         Format::Png => png_metadata(b),
         Format::WebP => webp_metadata(b),
-        Format::Tiff => (Some(b.to_vec()), None),
+        Format::Tiff => (Some(b.to_vec()), tiff_tag_bytes(b, 700)),
         Format::Gif | Format::Bmp => (None, None),
     };
     if let Some(o) = exif.as_deref().and_then(tiff_orientation) {
@@ -140,12 +140,18 @@ fn png_metadata(b: &[u8]) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
             b"iTXt" => {
                 // keyword \0 compression-flag compression-method language \0 translated \0 text
                 if let Some(rest) = data.strip_prefix(b"XML:com.adobe.xmp\0") {
-                    if rest.first() == Some(&0) {
-                        let mut parts = rest[2..].splitn(3, |&c| c == 0);
-                        let (_, _, text) = (parts.next(), parts.next(), parts.next());
-                        if let Some(t) = text {
-                            xmp = Some(t.to_vec());
+                    let (flag, method) = (rest.first().copied(), rest.get(1).copied());
+                    let mut parts = rest.get(2..).unwrap_or_default().splitn(3, |&c| c == 0);
+                    let (_, _, text) = (parts.next(), parts.next(), parts.next());
+                    match (flag, method, text) {
+                        (Some(0), _, Some(t)) => xmp = Some(t.to_vec()),
+                        // Compressed (method 0 = zlib), bounded: XMP is a few kB.
+                        (Some(_), Some(0), Some(t)) => {
+                            if let Ok(v) = miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(t, 1 << 22) {
+                                xmp = Some(v);
+                            }
                         }
+                        _ => {}
                     }
                 }
             }
@@ -171,6 +177,33 @@ fn webp_metadata(b: &[u8]) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
         i += 8 + len + (len & 1);
     }
     (exif, xmp)
+}
+
+/// The bytes of tag `tag` (BYTE or UNDEFINED) in IFD0 of a TIFF file.
+fn tiff_tag_bytes(d: &[u8], tag: u32) -> Option<Vec<u8>> {
+    let le = match d.get(0..4)? {
+        b"II*\0" => true,
+        b"MM\0*" => false,
+        _ => return None,
+    };
+    let u16at = |i: usize| -> Option<u32> {
+        let s: [u8; 2] = d.get(i..i + 2)?.try_into().ok()?;
+        Some(if le { u16::from_le_bytes(s) } else { u16::from_be_bytes(s) } as u32)
+    };
+    let u32at = |i: usize| -> Option<u32> {
+        let s: [u8; 4] = d.get(i..i + 4)?.try_into().ok()?;
+        Some(if le { u32::from_le_bytes(s) } else { u32::from_be_bytes(s) })
+    };
+    let ifd = u32at(4)? as usize;
+    for k in 0..u16at(ifd)? as usize {
+        let e = ifd + 2 + 12 * k;
+        if u16at(e)? == tag && matches!(u16at(e + 2)?, 1 | 7) {
+            let n = u32at(e + 4)? as usize;
+            let at = if n <= 4 { e + 8 } else { u32at(e + 8)? as usize };
+            return d.get(at..at.checked_add(n)?).map(|x| x.to_vec());
+        }
+    }
+    None
 }
 
 /// Tag 274 of IFD0 in a TIFF structure (optionally prefixed `Exif\0\0`).
@@ -209,6 +242,11 @@ fn tiff_orientation(d: &[u8]) -> Option<u32> {
         };
     }
     None
+}
+
+/// Tag 274 of a TIFF file's first IFD (what TiffImagePlugin's `_setup` sizes the image by).
+pub(crate) fn tiff_tag_orientation(b: &[u8]) -> Option<u32> {
+    tiff_orientation(b)
 }
 
 /// `re.search(rb'tiff:Orientation(="|>)([0-9])', xmp)`.
