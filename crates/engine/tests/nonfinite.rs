@@ -16,12 +16,20 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn base_model() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mobileclip-nonfinite-{}-S0", std::process::id()));
-    if !dir.join("open_clip_model.safetensors").is_file() {
-        write_model_dir(&root().join("tests/fixtures"), "S0", &dir, false).unwrap();
+/// The unedited S0 model in a directory of its own for `test` (the tests run in parallel),
+/// removed when the returned guard drops.
+fn base_model(test: &str) -> (PathBuf, RemoveOnDrop) {
+    let dir = std::env::temp_dir().join(format!("mobileclip-nonfinite-{}-{test}-S0", std::process::id()));
+    write_model_dir(&root().join("tests/fixtures"), "S0", &dir, false).unwrap();
+    (dir.clone(), RemoveOnDrop(dir))
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
     }
-    dir
 }
 
 /// A copy of the model at `src` in `name` with tensor `key` (F32) changed by `edit`.
@@ -63,7 +71,7 @@ fn load_err(dir: &Path) -> String {
 
 #[test]
 fn non_finite_weights_and_bad_variances_fail_at_load_naming_the_tensor() {
-    let base = base_model();
+    let (base, _cleanup) = base_model("load");
     let cases: [(&str, &str, Box<dyn Fn(&mut [f32])>, &str); 5] = [
         ("inf-text", "text.transformer.resblocks.3.mlp.c_fc.weight", Box::new(|v| v[1234] = f32::INFINITY), "inf"),
         ("nan-image", "visual.trunk.stages.1.blocks.0.mlp.fc1.weight", Box::new(|v| v[7] = f32::NAN), "NaN"),
@@ -92,7 +100,7 @@ fn non_finite_weights_and_bad_variances_fail_at_load_naming_the_tensor() {
 /// crafted by scaling; the position in the error is what names the input.)
 #[test]
 fn overflow_is_an_error_naming_the_input_never_a_vector() {
-    let base = base_model();
+    let (base, _cleanup) = base_model("overflow");
     for (scale, why) in [(1.0e36f32, "could not be normalised"), (1.0e38, "non-finite value")] {
         let dir = edited(&base, "overflow-text", "text.text_projection", |v| v.iter_mut().for_each(|x| *x *= scale));
         let e = Engine::load(&dir, LoadOptions::default()).unwrap();
