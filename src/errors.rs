@@ -18,6 +18,9 @@ pub fn sqlstate(e: &EngineError) -> PgSqlErrorCode {
         // The files at mobileclip.model_path are not a usable model: an invalid setting.
         EngineError::Model(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         EngineError::NotConfigured(_) => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        // The model overflowed on this input (NaN/Inf in the embedding): 22003, what Postgres
+        // itself raises when float arithmetic overflows ("value out of range: overflow").
+        EngineError::NonFinite(_) => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
     }
 }
 

@@ -18,6 +18,19 @@ pub enum Device {
 }
 
 pub static DEVICE: GucSetting<Device> = GucSetting::<Device>::new(Device::Cpu);
+
+/// `mobileclip.exif_orientation`: `ignore` (open_clip: `preprocess(Image.open(f))`, a photo
+/// stored sideways is embedded sideways) or `apply` (`preprocess(ImageOps.exif_transpose(
+/// Image.open(f)))`, what photo viewers show).
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ExifOrientation {
+    #[name = c"ignore"]
+    Ignore,
+    #[name = c"apply"]
+    Apply,
+}
+
+pub static EXIF_ORIENTATION: GucSetting<ExifOrientation> = GucSetting::<ExifOrientation>::new(ExifOrientation::Ignore);
 pub static MODEL_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16);
 /// 0 = one per core the server may use.
@@ -74,6 +87,16 @@ Superuser only: the server reads these files. Loaded on first use in each sessio
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_enum_guc(
+        c"mobileclip.exif_orientation",
+        c"EXIF orientation of images: ignore (as open_clip) or apply (as PIL.ImageOps.exif_transpose).",
+        c"ignore embeds the pixels as stored, exactly as open_clip's preprocess(Image.open(f)); apply first turns \
+the image as its EXIF/XMP orientation says, exactly as preprocess(ImageOps.exif_transpose(Image.open(f))). \
+TIFF files are always turned: Pillow itself does that when it loads them.",
+        &EXIF_ORIENTATION,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     // Superuser-only: the limits bound how much memory one call may make the backend
     // allocate, and a failed allocation aborts the backend instead of raising an error.
     GucRegistry::define_int_guc(
@@ -116,6 +139,10 @@ pub fn image_limits() -> mobileclip_engine::preprocess::ImageLimits {
     mobileclip_engine::preprocess::ImageLimits {
         max_pixels: MAX_IMAGE_PIXELS.get().max(1) as u64,
         max_bytes: MAX_IMAGE_BYTES.get().max(1) as usize,
+        exif_orientation: match EXIF_ORIENTATION.get() {
+            ExifOrientation::Ignore => mobileclip_engine::preprocess::ExifOrientation::Ignore,
+            ExifOrientation::Apply => mobileclip_engine::preprocess::ExifOrientation::Apply,
+        },
     }
 }
 

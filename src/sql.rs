@@ -90,15 +90,15 @@ fn clip_embed_text(input: &str) -> Vector {
 fn clip_embed_texts(inputs: Array<'_, &str>) -> Vec<Option<Vector>> {
     let loaded = backend_engine::engine().or_raise();
     let items: Vec<Option<&str>> = inputs.iter().collect();
-    let present: Vec<&str> = items.iter().flatten().copied().collect();
-    let mut embedded = loaded
+    loaded
         .engine
-        .embed_texts_with(&present, guc::batch_size(), &mut || {
+        .embed_text_items_with(&items, guc::batch_size(), &mut || {
             pgrx::check_for_interrupts!();
         })
         .or_raise()
-        .into_iter();
-    items.iter().map(|item| item.and_then(|_| embedded.next().map(Vector))).collect()
+        .into_iter()
+        .map(|v| v.map(Vector))
+        .collect()
 }
 
 /// The MobileCLIP2 image embedding of an encoded image file (JPEG, PNG, GIF, WebP, BMP,

@@ -6,7 +6,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
-use mobileclip_engine::random_model::{compare, write_model_dir};
+use mobileclip_engine::random_model::{compare, write_model_dir_edited, Edit};
 use mobileclip_engine::{microbench, runtime, Engine, LoadOptions};
 
 #[derive(Parser)]
@@ -72,6 +72,10 @@ enum Cmd {
         /// tower is missing); it is for testing that error.
         #[arg(long)]
         text_only: bool,
+        /// Damage the weights (for tests of the load and output checks): KEY:[I]=V sets one
+        /// element (flat index), KEY:*=S scales a tensor, KEY:=V fills it. Repeatable.
+        #[arg(long)]
+        edit: Vec<Edit>,
     },
     /// Parity with open_clip: rebuilds each random-weight model and compares this engine's
     /// text and image embeddings with the committed open_clip outputs
@@ -146,7 +150,7 @@ fn main() -> ExitCode {
         Cmd::EmbedText { model, tokens, text } => embed_text(&model, tokens, &text),
         Cmd::EmbedImage { model, files } => embed_image(&model, &files),
         Cmd::Preprocess { model, out, files } => preprocess(&model, &out, &files),
-        Cmd::RandomModel { variant, out, fixtures, text_only } => random_model(&variant, &out, &fixtures, text_only),
+        Cmd::RandomModel { variant, out, fixtures, text_only, edit } => random_model(&variant, &out, &fixtures, text_only, &edit),
         Cmd::Parity { variants, fixtures, work } => parity(&variants, &fixtures, &work),
         Cmd::Bench { what: BenchWhat::Runtime { runs, python, json } } => bench_runtime(runs, &python, json),
         Cmd::Bench { what: BenchWhat::Text { model, batches, runs } } => bench_text(&model, &batches, runs),
@@ -216,8 +220,8 @@ fn preprocess(model: &Path, out: &Path, files: &[PathBuf]) -> CliResult {
     Ok(())
 }
 
-fn random_model(variant: &str, out: &Path, fixtures: &Path, text_only: bool) -> CliResult {
-    write_model_dir(fixtures, variant, out, text_only)?;
+fn random_model(variant: &str, out: &Path, fixtures: &Path, text_only: bool, edits: &[Edit]) -> CliResult {
+    write_model_dir_edited(fixtures, variant, out, text_only, edits)?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }
@@ -229,7 +233,7 @@ fn parity(variants: &[String], fixtures: &Path, work: &Path) -> CliResult {
     let mut image_rows = Vec::new();
     for v in variants {
         let dir = work.join(v);
-        random_model(v, &dir, fixtures, false)?;
+        random_model(v, &dir, fixtures, false, &[])?;
         let engine = Engine::load(&dir, LoadOptions::default())?;
         let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join(format!("models/text_{v}.json")))?)?;
         let texts: Vec<&str> = r["texts"].as_array().ok_or("texts")?.iter().filter_map(|t| t.as_str()).collect();

@@ -105,7 +105,8 @@ impl Engine {
         let mut out = Vec::with_capacity(rows);
         for chunk in ids.chunks(self.options.batch_size * ctx) {
             let emb = self.text.forward(chunk, chunk.len() / ctx, normalize)?;
-            out.extend(self.rows(&emb)?);
+            let k = out.len();
+            out.extend(self.rows(&emb, normalize, &|i| label("token row", k + i, rows))?);
         }
         Ok(out)
     }
@@ -114,7 +115,7 @@ impl Engine {
     /// For benchmarks; callers bound the size.
     pub fn embed_token_ids_batch(&self, ids: &[i32], rows: usize) -> Result<Vec<Vec<f32>>> {
         let emb = self.text.forward(ids, rows, true)?;
-        self.rows(&emb)
+        self.rows(&emb, true, &|i| label("token row", i, rows))
     }
 
     /// L2-normalised text embeddings, in input order, in batches of the load-time batch size.
@@ -125,16 +126,33 @@ impl Engine {
     /// As `embed_texts`, in batches of `batch_size`, calling `between_batches` before each
     /// MLX batch: the extension passes a cancellation check (which may unwind).
     pub fn embed_texts_with(&self, texts: &[&str], batch_size: usize, between_batches: &mut dyn FnMut()) -> Result<Vec<Vec<f32>>> {
+        let items: Vec<Option<&str>> = texts.iter().map(|t| Some(*t)).collect();
+        Ok(self.embed_text_items_with(&items, batch_size, between_batches)?.into_iter().flatten().collect())
+    }
+
+    /// As `embed_texts_with` for items that may be absent (SQL NULL -> None, kept in place).
+    /// An embedding that is not finite fails the call, naming the text by its 1-based
+    /// position in `items` ("text 2 of 4").
+    pub fn embed_text_items_with(
+        &self,
+        items: &[Option<&str>],
+        batch_size: usize,
+        between_batches: &mut dyn FnMut(),
+    ) -> Result<Vec<Option<Vec<f32>>>> {
         let ctx = self.text.context_length();
-        let mut out = Vec::with_capacity(texts.len());
-        for chunk in texts.chunks(batch_size.clamp(1, 256)) {
+        let present: Vec<(usize, &str)> = items.iter().enumerate().filter_map(|(i, t)| t.map(|t| (i, t))).collect();
+        let mut out: Vec<Option<Vec<f32>>> = vec![None; items.len()];
+        for chunk in present.chunks(batch_size.clamp(1, 256)) {
             between_batches();
             let mut ids = Vec::with_capacity(chunk.len() * ctx);
-            for t in chunk {
+            for (_, t) in chunk {
                 ids.extend(self.tokenize(t)?);
             }
             let emb = self.text.forward(&ids, chunk.len(), true)?;
-            out.extend(self.rows(&emb)?);
+            let rows = self.rows(&emb, true, &|k| label("text", chunk[k].0, items.len()))?;
+            for (&(i, _), v) in chunk.iter().zip(rows) {
+                out[i] = Some(v);
+            }
         }
         Ok(out)
     }
@@ -168,7 +186,7 @@ impl Engine {
         }
         let x = mlx_rs::Array::from_slice(pixels, &[n as i32, s as i32, s as i32, 3]);
         let emb = self.vision.forward(&x, normalize)?;
-        self.rows(&emb)
+        self.rows(&emb, normalize, &|i| label("image", i, n))
     }
 
     /// L2-normalised image embeddings of encoded image files (JPEG, PNG, GIF, WebP, BMP, TIFF),
@@ -209,20 +227,62 @@ impl Engine {
                 })?;
                 pixels.extend_from_slice(&px);
             }
-            for (&(i, _), emb) in chunk.iter().zip(self.embed_pixels(&pixels, chunk.len(), true)?) {
+            let x = mlx_rs::Array::from_slice(&pixels, &[chunk.len() as i32, s as i32, s as i32, 3]);
+            let emb = self.vision.forward(&x, true)?;
+            let rows = self.rows(&emb, true, &|k| label("image", chunk[k].0, items.len()))?;
+            for (&(i, _), emb) in chunk.iter().zip(rows) {
                 out[i] = Some(emb);
             }
         }
         Ok(out)
     }
 
-    fn rows(&self, emb: &mlx_rs::Array) -> Result<Vec<Vec<f32>>> {
+    /// The rows of `emb`, each checked to be finite (and, when `unit`, of length 1): where
+    /// embeddings leave the engine, so no NaN or Inf ever reaches a caller. `what(k)` names
+    /// row k for the error.
+    fn rows(&self, emb: &mlx_rs::Array, unit: bool, what: &dyn Fn(usize) -> String) -> Result<Vec<Vec<f32>>> {
         emb.eval()?;
         let flat = emb.try_as_slice::<f32>().map_err(|e| EngineError::Mlx(e.to_string()))?;
-        Ok(flat.chunks(self.embed_dim()).map(|c| c.to_vec()).collect())
+        let rows: Vec<Vec<f32>> = flat.chunks(self.embed_dim()).map(|c| c.to_vec()).collect();
+        for (k, r) in rows.iter().enumerate() {
+            check_finite(r, unit).map_err(|e| e.context(&what(k)))?;
+        }
+        Ok(rows)
     }
 }
 
+/// "text 2 of 4" (1-based), or "the text" when there is one.
+fn label(kind: &str, i: usize, n: usize) -> String {
+    if n > 1 {
+        format!("{kind} {} of {n}", i + 1)
+    } else {
+        format!("the {kind}")
+    }
+}
+
+/// An embedding with a NaN or Inf is an error: the model overflowed on this input. So is a
+/// normalised (`unit`) one whose length is not 1: the features were finite but their sum of
+/// squares overflowed float32, and dividing by that infinite norm left zeros.
+pub fn check_finite(v: &[f32], unit: bool) -> Result<()> {
+    let bad = v.iter().filter(|x| !x.is_finite()).count();
+    if bad > 0 {
+        let nan = v.iter().filter(|x| x.is_nan()).count();
+        return Err(EngineError::NonFinite(format!(
+            "the embedding has {bad} non-finite value(s) ({nan} NaN, {} infinite): the model overflowed on this input, \
+             and a vector cannot hold NaN or Inf",
+            bad - nan
+        )));
+    }
+    if unit {
+        let norm = v.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+        if (norm - 1.0).abs() > 1e-3 {
+            return Err(EngineError::NonFinite(format!(
+                "the embedding could not be normalised (its length is {norm} instead of 1): the model overflowed on this input"
+            )));
+        }
+    }
+    Ok(())
+}
 /// `text` cut to at most MAX_TEXT_BYTES, at a whitespace (pieces never span whitespace, so
 /// the tokens of the kept prefix are unchanged).
 fn bounded(text: &str) -> &str {

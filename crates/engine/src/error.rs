@@ -35,6 +35,12 @@ pub enum EngineError {
     /// Nothing to run: no model configured.
     #[error("{0}")]
     NotConfigured(String),
+
+    /// A computed embedding holds NaN or Inf (the model overflowed on this input): never
+    /// returned, since a vector column cannot store it (pgvector refuses NaN/Inf, so a dump
+    /// holding one could not be restored). The message names the input.
+    #[error("{0}")]
+    NonFinite(String),
 }
 
 impl EngineError {
@@ -50,6 +56,7 @@ impl EngineError {
             NotFound(m) => NotFound(format!("{what}: {m}")),
             Model(m) => Model(format!("{what}: {m}")),
             NotConfigured(m) => NotConfigured(format!("{what}: {m}")),
+            NonFinite(m) => NonFinite(format!("{what}: {m}")),
         }
     }
 }

@@ -9,6 +9,7 @@
 
 mod convert;
 mod decode;
+mod exif;
 mod resample;
 
 pub use decode::libjpeg_turbo_version;
@@ -56,36 +57,68 @@ impl Interpolation {
     }
 }
 
+/// What to do with an EXIF orientation (`mobileclip.exif_orientation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ExifOrientation {
+    /// As open_clip: `preprocess(Image.open(f))` never looks at the orientation, so a photo
+    /// stored sideways is embedded sideways.
+    #[default]
+    Ignore,
+    /// As `preprocess(ImageOps.exif_transpose(Image.open(f)))` (what photo libraries show).
+    Apply,
+}
+
+impl FromStr for ExifOrientation {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ignore" => Ok(ExifOrientation::Ignore),
+            "apply" => Ok(ExifOrientation::Apply),
+            other => Err(EngineError::InvalidInput(format!("exif orientation {other:?} is not supported (use \"ignore\" or \"apply\")"))),
+        }
+    }
+}
+
 /// Limits checked before decoding: on the encoded size, and on width x height as the header
 /// states it (so a decompression bomb fails before anything is allocated). Default pixels:
-/// Pillow's `Image.MAX_IMAGE_PIXELS` (where it warns of a decompression bomb).
+/// Pillow's `Image.MAX_IMAGE_PIXELS` (where it warns of a decompression bomb). Also the one
+/// preprocessing option, `exif_orientation`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageLimits {
     pub max_pixels: u64,
     pub max_bytes: usize,
+    pub exif_orientation: ExifOrientation,
 }
 
 impl Default for ImageLimits {
     fn default() -> Self {
-        ImageLimits { max_pixels: 89_478_485, max_bytes: 128 * 1024 * 1024 }
+        ImageLimits { max_pixels: 89_478_485, max_bytes: 128 * 1024 * 1024, exif_orientation: ExifOrientation::Ignore }
     }
 }
 
 /// What Pillow's `Image.open` would report: `format` ("JPEG", "PNG", "GIF", "WEBP", "BMP",
-/// "TIFF"), `size`, `mode` ("1", "L", "P", "LA", "RGB", "RGBA", "CMYK", "I;16").
+/// "TIFF"), `size`, `mode` ("1", "L", "P", "LA", "RGB", "RGBA", "CMYK", "I;16", "I;16B"), and
+/// the EXIF orientation `getexif()` finds (1 when none; reported whatever the setting).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageInfo {
     pub format: &'static str,
     pub width: u32,
     pub height: u32,
     pub mode: &'static str,
+    pub orientation: u32,
 }
 
 /// Reads the header only and enforces both limits.
 pub fn probe(bytes: &[u8], limits: &ImageLimits) -> Result<ImageInfo> {
     guarded(|| {
         let h = checked_header(bytes, limits)?;
-        Ok(ImageInfo { format: h.format.name(), width: h.width, height: h.height, mode: h.mode })
+        let orientation = exif::orientation(h.format, bytes);
+        // TiffImagePlugin applies the orientation itself when it loads, and `open` reports
+        // the turned size when tag 274 says 5..8 (not when the orientation is in XMP only).
+        let swap = h.format == Format::Tiff
+            && exif::tiff_tag_orientation(bytes).and_then(exif::Transpose::from_orientation).is_some_and(|t| t.swaps());
+        let (width, height) = if swap { (h.height, h.width) } else { (h.width, h.height) };
+        Ok(ImageInfo { format: h.format.name(), width, height, mode: h.mode, orientation })
     })
 }
 
@@ -99,8 +132,15 @@ pub fn load_crop(bytes: &[u8], size: u32, interp: Interpolation, limits: &ImageL
         // What the codecs may allocate: the decoded image at 8 bytes per pixel (16-bit
         // RGBA, the widest layout) plus slack; the pixel limit has already been checked.
         let max_alloc = (h.width as u64 * h.height as u64).saturating_mul(8).saturating_add(1 << 24);
-        let d = decode::decode(&h, bytes, max_alloc)?;
+        let mut d = decode::decode(&h, bytes, max_alloc)?;
         check_pixels(d.width, d.height, limits)?;
+        // TIFF: Pillow's TiffImagePlugin.load_end runs exif_transpose on every TIFF it loads,
+        // so open_clip sees TIFFs upright even when it ignores EXIF elsewhere.
+        if limits.exif_orientation == ExifOrientation::Apply || h.format == Format::Tiff {
+            if let Some(t) = exif::Transpose::from_orientation(exif::orientation(h.format, bytes)) {
+                d = transposed(d, t);
+            }
+        }
         Ok(crop(d, size, interp.filter()))
     })
 }
@@ -182,14 +222,39 @@ pub(crate) fn geometry(w: u32, h: u32, s: u32) -> Window {
     Window { out_w: out_w as u32, out_h: out_h as u32, left: left as u32, top: top as u32, win_w: s, win_h: s }
 }
 
+/// `Image.transpose`: exact pixel moves, so doing it on the decoded (palette-expanded) pixels
+/// before the resize gives what Pillow gives doing it on the opened image.
+fn transposed(d: Decoded, t: exif::Transpose) -> Decoded {
+    let (w, h) = (d.width as usize, d.height as usize);
+    let (width, height) = if t.swaps() { (d.height, d.width) } else { (d.width, d.height) };
+    let pixels = match d.pixels {
+        Pixels::U16(px, be) => Pixels::U16(exif::transpose(&px, w, h, 1, t), be),
+        Pixels::U8(px, mode) => Pixels::U8(exif::transpose(&px, w, h, mode.bands(), t), mode),
+    };
+    Decoded { width, height, pixels, ..d }
+}
+
 fn crop(d: Decoded, s: u32, filter: Filter) -> Vec<u8> {
     let win = geometry(d.width, d.height, s);
     // torchvision returns the image untouched when the size already matches (and Pillow
     // would return a copy): a plain crop, no filtering, no premultiplication.
     let same = win.out_w == d.width && win.out_h == d.height;
     match d.pixels {
-        Pixels::U16(px) => {
-            let out = if same { crop_plain(&px, d.width, 1, win) } else { resample::resample_u16(&px, d.width, d.height, win, filter) };
+        Pixels::U16(px, false) => {
+            let out = if same { crop_plain(&px, d.width, 1, win) } else { resample::resample(&px, d.width, d.height, 1, win, filter) };
+            convert::i16_to_rgb(&out)
+        }
+        Pixels::U16(px, true) => {
+            // I;16B: Pillow's 16-bit resample reads every sample little-endian (its big-endian
+            // switch is for I;16N only), i.e. it resamples the byte-swapped values, and stores
+            // them back the same way; convert('RGB') then reads them big-endian again
+            // (I;16B -> L -> RGB, clamped at 255).
+            let out = if same {
+                crop_plain(&px, d.width, 1, win)
+            } else {
+                let swapped: Vec<u16> = px.iter().map(|v| v.swap_bytes()).collect();
+                resample::resample(&swapped, d.width, d.height, 1, win, filter).into_iter().map(u16::swap_bytes).collect()
+            };
             convert::i16_to_rgb(&out)
         }
         Pixels::U8(mut px, mode) => {
@@ -201,11 +266,11 @@ fn crop(d: Decoded, s: u32, filter: Filter) -> Vec<u8> {
             } else if matches!(mode, Mode8::La | Mode8::Rgba) {
                 // Image.resize: LA/RGBA are resampled as La/RGBa and converted back.
                 convert::premultiply(&mut px, bands);
-                let mut out = resample::resample_u8(&px, d.width, d.height, bands, win, filter);
+                let mut out = resample::resample(&px, d.width, d.height, bands, win, filter);
                 convert::unpremultiply(&mut out, bands);
                 out
             } else {
-                resample::resample_u8(&px, d.width, d.height, bands, win, filter)
+                resample::resample(&px, d.width, d.height, bands, win, filter)
             };
             convert::to_rgb(&out, mode)
         }

@@ -73,12 +73,78 @@ pub fn tensor(row: &InitRow) -> Vec<f32> {
     uniform(n, fnv1a64(&row.key)).into_iter().map(|u| row.offset + row.scale * u).collect()
 }
 
+/// A change to one generated float32 tensor, to make damaged checkpoints for tests:
+/// `KEY:[I]=V` sets the element at flat index I, `KEY:*=S` multiplies every element by S,
+/// `KEY:=V` sets every element to V (values parse as f32: "inf", "-inf", "NaN" accepted).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Edit {
+    pub key: String,
+    pub op: EditOp,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum EditOp {
+    Set(usize, f32),
+    Scale(f32),
+    Fill(f32),
+}
+
+impl std::str::FromStr for Edit {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Edit> {
+        let bad = || EngineError::InvalidInput(format!("edit {s:?}: expected KEY:[I]=V, KEY:*=S or KEY:=V"));
+        let (key, op) = s.rsplit_once(':').ok_or_else(bad)?;
+        let num = |v: &str| v.trim().parse::<f32>().map_err(|_| bad());
+        let op = if let Some(v) = op.strip_prefix("*=") {
+            EditOp::Scale(num(v)?)
+        } else if let Some(v) = op.strip_prefix('=') {
+            EditOp::Fill(num(v)?)
+        } else if let Some(rest) = op.strip_prefix('[') {
+            let (i, v) = rest.split_once("]=").ok_or_else(bad)?;
+            EditOp::Set(i.trim().parse().map_err(|_| bad())?, num(v)?)
+        } else {
+            return Err(bad());
+        };
+        Ok(Edit { key: key.to_string(), op })
+    }
+}
+
+impl Edit {
+    fn apply(&self, v: &mut [f32]) -> Result<()> {
+        match self.op {
+            EditOp::Set(i, x) => {
+                let n = v.len();
+                *v.get_mut(i).ok_or_else(|| EngineError::InvalidInput(format!("{}: index {i} of {n}", self.key)))? = x
+            }
+            EditOp::Scale(k) => v.iter_mut().for_each(|x| *x *= k),
+            EditOp::Fill(x) => v.iter_mut().for_each(|y| *y = x),
+        }
+        Ok(())
+    }
+}
+
 /// Writes `open_clip_model.safetensors` with the tensors of the rows `keep` selects.
 pub fn write_safetensors(path: &Path, rows: &[InitRow], keep: impl Fn(&str) -> bool) -> Result<()> {
+    write_safetensors_edited(path, rows, keep, &[])
+}
+
+/// As `write_safetensors`, with `edits` applied to the generated values.
+pub fn write_safetensors_edited(path: &Path, rows: &[InitRow], keep: impl Fn(&str) -> bool, edits: &[Edit]) -> Result<()> {
+    for e in edits {
+        if !rows.iter().any(|r| r.key == e.key && r.dtype == "float32" && keep(&r.key)) {
+            return Err(EngineError::InvalidInput(format!("edit: no float32 tensor {:?} in the checkpoint", e.key)));
+        }
+    }
     let mut owned: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = Vec::new();
     for row in rows.iter().filter(|r| keep(&r.key)) {
         let (dtype, bytes) = match row.dtype.as_str() {
-            "float32" => (Dtype::F32, tensor(row).iter().flat_map(|v| v.to_le_bytes()).collect()),
+            "float32" => {
+                let mut v = tensor(row);
+                for e in edits.iter().filter(|e| e.key == row.key) {
+                    e.apply(&mut v)?;
+                }
+                (Dtype::F32, v.iter().flat_map(|v| v.to_le_bytes()).collect())
+            }
             "int64" => (Dtype::I64, vec![0u8; 8 * row.shape.iter().product::<usize>()]),
             other => return Err(EngineError::InvalidInput(format!("{}: dtype {other}", row.key))),
         };
@@ -100,11 +166,21 @@ pub fn write_safetensors(path: &Path, rows: &[InitRow], keep: impl Fn(&str) -> b
 /// (all of them, or the text tower and logit_scale only), the variant's config and the
 /// tokenizer.
 pub fn write_model_dir(fixtures: &Path, variant: &str, out: &Path, text_only: bool) -> Result<()> {
+    write_model_dir_edited(fixtures, variant, out, text_only, &[])
+}
+
+/// As `write_model_dir`, with `edits` applied to the weights (damaged models for tests).
+pub fn write_model_dir_edited(fixtures: &Path, variant: &str, out: &Path, text_only: bool, edits: &[Edit]) -> Result<()> {
     let io = |what: &Path, e: std::io::Error| EngineError::NotFound(format!("{}: {e}", what.display()));
     let init = fixtures.join(format!("models/init_{variant}.tsv"));
     let rows = parse_init_tsv(&std::fs::read_to_string(&init).map_err(|e| io(&init, e))?)?;
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
-    write_safetensors(&out.join("open_clip_model.safetensors"), &rows, |k| !text_only || k.starts_with("text.") || k == "logit_scale")?;
+    write_safetensors_edited(
+        &out.join("open_clip_model.safetensors"),
+        &rows,
+        |k| !text_only || k.starts_with("text.") || k == "logit_scale",
+        edits,
+    )?;
     for (from, to) in [
         (fixtures.join(format!("configs/open_clip_config_{variant}.json")), "open_clip_config.json"),
         (fixtures.join("tokenizer/tokenizer.json"), "tokenizer.json"),

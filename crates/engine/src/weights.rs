@@ -74,12 +74,32 @@ impl Weights {
             .map
             .get(8 + self.header_len + start..8 + self.header_len + end)
             .ok_or_else(|| self.err(key, "data lies outside the file".into()))?;
-        match info.dtype {
-            Dtype::F32 => Ok(data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()),
-            Dtype::F16 => Ok(data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
-            Dtype::BF16 => Ok(data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()),
-            other => Err(self.err(key, format!("dtype {other:?}, expected F32 (or F16/BF16)"))),
+        let v: Vec<f32> = match info.dtype {
+            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            other => return Err(self.err(key, format!("dtype {other:?}, expected F32 (or F16/BF16)"))),
+        };
+        self.check_values(key, &v)?;
+        Ok(v)
+    }
+
+    /// Every weight must be finite (a NaN or Inf weight makes every output NaN, or some), and
+    /// a BatchNorm running variance must also be >= 0 (folding divides by sqrt(var + eps)).
+    /// Checked on every tensor as it is read, so the error names the tensor.
+    fn check_values(&self, key: &str, v: &[f32]) -> Result<()> {
+        if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+            let n = v.iter().filter(|x| !x.is_finite()).count();
+            return Err(self.err(key, format!("{n} non-finite value(s), the first {} at flat index {i}: the checkpoint is damaged", v[i])));
         }
+        if key.ends_with("running_var") {
+            if let Some(i) = v.iter().position(|&x| x < 0.0) {
+                return Err(
+                    self.err(key, format!("BatchNorm running variance {} at index {i} is negative: the checkpoint is damaged", v[i]))
+                );
+            }
+        }
+        Ok(())
     }
 
     /// `key` as an MLX float32 array of `shape`.

@@ -52,8 +52,8 @@ pub(crate) struct Header {
 
 pub(crate) enum Pixels {
     U8(Vec<u8>, Mode8),
-    /// Pillow's I;16.
-    U16(Vec<u16>),
+    /// Pillow's I;16 (false) or I;16B (true: a big-endian TIFF), sample values as numbers.
+    U16(Vec<u16>, bool),
 }
 
 pub(crate) struct Decoded {
@@ -193,27 +193,8 @@ pub(crate) fn header(fmt: Format, b: &[u8]) -> Result<Header> {
             (bmp.width, bmp.height, bmp.mode)
         }
         Format::Tiff => {
-            let mut d = tiff::decoder::Decoder::new(Cursor::new(b)).map_err(|e| codec_err(fmt, e))?;
-            let (w, h) = d.dimensions().map_err(|e| codec_err(fmt, e))?;
-            let ct = d.colortype().map_err(|e| codec_err(fmt, e))?;
-            use tiff::ColorType as C;
-            let mode = match ct {
-                C::Gray(1) => "1",
-                C::Gray(8) => "L",
-                C::Gray(16) => "I;16",
-                C::GrayA(8) => "LA",
-                C::RGB(8 | 16) => "RGB",
-                C::RGBA(8 | 16) => "RGBA",
-                C::CMYK(8) => "CMYK",
-                C::Palette(8) => "P",
-                other => {
-                    return Err(EngineError::Unsupported(format!(
-                        "image: TIFF colour type {other:?} is not supported (supported: 1-bit, 8-bit and 16-bit grey, \
-                         8-bit grey+alpha, 8/16-bit RGB and RGBA, 8-bit CMYK, 8-bit palette)"
-                    )))
-                }
-            };
-            (w, h, mode)
+            let t = tiff_layout(b)?;
+            (t.width, t.height, t.mode)
         }
     };
     if width == 0 || height == 0 {
@@ -254,7 +235,18 @@ fn jpeg_header(b: &[u8]) -> Result<(u32, u32, &'static str)> {
                 n => return Err(invalid(fmt, format!("{n} colour components"))),
             };
             if matches!(m, 0xc3 | 0xc7 | 0xcb | 0xcf) {
-                return Err(EngineError::Unsupported("image: lossless JPEG is not supported".into()));
+                // Pillow 13.0.0's wheel bundles libjpeg-turbo 3.2.0, which decodes lossless
+                // JPEG (added in 3.0); the libjpeg-turbo this is built against may not.
+                let v = libjpeg_turbo_version();
+                let have = if v > 0 { format!("{}.{}.{}", v / 1_000_000, v / 1000 % 1000, v % 1000) } else { "not libjpeg-turbo".into() };
+                if v < 3_000_000 {
+                    return Err(EngineError::Unsupported(format!(
+                        "image: lossless JPEG (SOF{}) is not supported: the system's libjpeg-turbo ({have}) cannot decode it \
+                         (lossless decoding needs libjpeg-turbo 3.0 or later)",
+                        m - 0xc0
+                    )));
+                }
+                return Err(EngineError::Unsupported(format!("image: lossless JPEG (SOF{}) is not supported", m - 0xc0)));
             }
             return Ok((w, h, mode));
         }
@@ -271,11 +263,7 @@ fn webp_header(b: &[u8]) -> Result<(u32, u32, &'static str)> {
             let flags = *b.get(20).ok_or_else(short)?;
             let w = u24le(b, 24).ok_or_else(short)? + 1;
             let h = u24le(b, 27).ok_or_else(short)? + 1;
-            if flags & 0x02 != 0 {
-                // Pillow opens animated WebP too (first frame); image-webp composes frames
-                // differently from libwebp's WebPAnimDecoder, so it is refused, not guessed.
-                return Err(EngineError::Unsupported("image: animated WebP is not supported".into()));
-            }
+            // Animated or not, the mode is the VP8X alpha flag's (WebPGetFeatures).
             Ok((w, h, if flags & 0x10 != 0 { "RGBA" } else { "RGB" }))
         }
         b"VP8L" => {
@@ -465,7 +453,7 @@ fn decode_png(b: &[u8], max_alloc: u64) -> Result<Decoded> {
         (8, C::Grayscale) => u8px(w, h, rows().flat_map(|r| r[..w as usize].iter().copied()).collect(), Mode8::L, false),
         (16, C::Grayscale) => {
             let v = rows().flat_map(|r| r[..2 * w as usize].chunks_exact(2).map(|s| u16::from_be_bytes([s[0], s[1]]))).collect();
-            Decoded { width: w, height: h, pixels: Pixels::U16(v), nearest: false }
+            Decoded { width: w, height: h, pixels: Pixels::U16(v, false), nearest: false }
         }
         (8, C::Rgb) => u8px(w, h, rows().flat_map(|r| r[..3 * w as usize].iter().copied()).collect(), Mode8::Rgb, false),
         // 16-bit samples: Pillow's RGB;16B / RGBA;16B / LA;16B unpackers keep the high byte.
@@ -646,6 +634,9 @@ fn decode_webp(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
             return Err(truncated(fmt, format!("RIFF says {} bytes, got {}", riff as u64 + 8, b.len())));
         }
     }
+    if let Some(frame) = webp_first_frame(b)? {
+        return decode_webp_first_frame(h, &frame, max_alloc);
+    }
     let mut d = image_webp::WebPDecoder::new(Cursor::new(b)).map_err(|e| codec_err(fmt, e))?;
     d.set_memory_limit(max_alloc.min(usize::MAX as u64) as usize);
     let (w, hh) = d.dimensions();
@@ -661,6 +652,109 @@ fn decode_webp(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
         return Ok(u8px(w, hh, rgba, Mode8::Rgba, false));
     }
     Ok(u8px(w, hh, buf, mode, false))
+}
+
+/// The first frame of an animated WebP (VP8X with the animation flag): its offset and size on
+/// the canvas, and its bitstream chunks (ALPH + VP8, or VP8L) as a still WebP file.
+struct WebPFrame {
+    x: u32,
+    y: u32,
+    width: u32,
+    height: u32,
+    still: Vec<u8>,
+}
+
+fn webp_first_frame(b: &[u8]) -> Result<Option<WebPFrame>> {
+    let fmt = Format::WebP;
+    if b.get(12..16) != Some(b"VP8X") || b.get(20).is_none_or(|f| f & 0x02 == 0) {
+        return Ok(None);
+    }
+    let mut i = 12;
+    while let (Some(kind), Some(len)) = (b.get(i..i + 4), u32le(b, i + 4)) {
+        let len = len as usize;
+        let body = b.get(i + 8..(i + 8).saturating_add(len)).ok_or_else(|| truncated(fmt, "a chunk runs past the end"))?;
+        if kind == b"ANMF" {
+            if body.len() < 16 {
+                return Err(invalid(fmt, "ANMF chunk too short"));
+            }
+            let (x, y) = (2 * u24le(body, 0).unwrap_or(0), 2 * u24le(body, 3).unwrap_or(0));
+            let (width, height) = (u24le(body, 6).unwrap_or(0) + 1, u24le(body, 9).unwrap_or(0) + 1);
+            // The frame's own chunks: ALPH (optional), then VP8 or VP8L; others are skipped.
+            let (mut alph, mut bits): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+            let mut j = 16;
+            while let (Some(k), Some(l)) = (body.get(j..j + 4), u32le(body, j + 4)) {
+                let l = l as usize;
+                let chunk = body.get(j..(j + 8).saturating_add(l)).ok_or_else(|| truncated(fmt, "a frame chunk runs past the end"))?;
+                match k {
+                    b"ALPH" => alph = Some(chunk),
+                    b"VP8 " | b"VP8L" => {
+                        bits = Some(chunk);
+                        break;
+                    }
+                    _ => {}
+                }
+                j += 8 + l + (l & 1);
+            }
+            let bits = bits.ok_or_else(|| invalid(fmt, "the first frame has no VP8/VP8L bitstream"))?;
+            let pad = |c: &[u8]| -> Vec<u8> {
+                let mut v = c.to_vec();
+                if v.len() % 2 == 1 {
+                    v.push(0);
+                }
+                v
+            };
+            let mut payload = b"WEBP".to_vec();
+            if let (Some(a), b"VP8 ") = (alph, &bits[..4]) {
+                let mut vp8x = b"VP8X\x0a\0\0\0\x10\0\0\0".to_vec();
+                vp8x.extend_from_slice(&(width - 1).to_le_bytes()[..3]);
+                vp8x.extend_from_slice(&(height - 1).to_le_bytes()[..3]);
+                payload.extend_from_slice(&vp8x);
+                payload.extend_from_slice(&pad(a));
+            }
+            payload.extend_from_slice(&pad(bits));
+            let mut still = b"RIFF".to_vec();
+            still.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            still.extend_from_slice(&payload);
+            return Ok(Some(WebPFrame { x, y, width, height, still }));
+        }
+        i += 8 + len + (len & 1);
+    }
+    Err(invalid(fmt, "animated WebP without frames"))
+}
+
+/// The first frame as Pillow gets it from libwebp's WebPAnimDecoder: a keyframe, so drawn on
+/// a canvas cleared to transparent black (0, 0, 0, 0) without blending; RGBA output, taken as
+/// RGB (alpha dropped) when the file has no alpha flag.
+fn decode_webp_first_frame(h: &Header, f: &WebPFrame, max_alloc: u64) -> Result<Decoded> {
+    let fmt = Format::WebP;
+    let (cw, ch) = (h.width as usize, h.height as usize);
+    if f.x as usize + f.width as usize > cw || f.y as usize + f.height as usize > ch {
+        return Err(invalid(fmt, "the first frame lies outside the canvas"));
+    }
+    let mut d = image_webp::WebPDecoder::new(Cursor::new(&f.still[..])).map_err(|e| codec_err(fmt, e))?;
+    d.set_memory_limit(max_alloc.min(usize::MAX as u64) as usize);
+    if d.dimensions() != (f.width, f.height) {
+        return Err(invalid(fmt, "the first frame's bitstream size differs from its ANMF size"));
+    }
+    let alpha = d.has_alpha();
+    let size = d.output_buffer_size().ok_or_else(|| EngineError::LimitExceeded("image: WebP frame is too large".into()))?;
+    let mut buf = vec![0u8; size];
+    d.read_image(&mut buf).map_err(|e| codec_err(fmt, e))?;
+    let src_bands = if alpha { 4 } else { 3 };
+    let mut canvas = vec![0u8; cw * ch * 4];
+    for y in 0..f.height as usize {
+        for x in 0..f.width as usize {
+            let s = &buf[(y * f.width as usize + x) * src_bands..][..src_bands];
+            let o = ((f.y as usize + y) * cw + f.x as usize + x) * 4;
+            canvas[o..o + 3].copy_from_slice(&s[..3]);
+            canvas[o + 3] = if alpha { s[3] } else { 255 };
+        }
+    }
+    if h.mode == "RGBA" {
+        Ok(u8px(h.width, h.height, canvas, Mode8::Rgba, false))
+    } else {
+        Ok(u8px(h.width, h.height, canvas.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect(), Mode8::Rgb, false))
+    }
 }
 
 fn decode_bmp(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
@@ -684,22 +778,316 @@ fn decode_bmp(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
     })
 }
 
-fn decode_tiff(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
+/// What TiffImagePlugin's OPEN_INFO table makes of the first IFD: the Pillow mode, and how
+/// the samples are laid out for the decoder below.
+struct TiffLayout {
+    width: u32,
+    height: u32,
+    mode: &'static str,
+    /// Photometric 3: indices of `bits` bits into the ColorMap.
+    palette_bits: Option<u16>,
+    /// Compression 7 (JPEG): each strip or tile is a JPEG stream, decoded by libjpeg.
+    jpeg: bool,
+    /// RGBA samples are premultiplied (ExtraSamples = 1: Pillow's "RGBa" unpacker).
+    premultiplied: bool,
+    /// The 4th (RGB) or 2nd (grey) sample is not alpha (ExtraSamples = 0): dropped.
+    drop_extra: bool,
+}
+
+fn tiff_decoder(b: &[u8]) -> Result<tiff::decoder::Decoder<Cursor<&[u8]>>> {
+    tiff::decoder::Decoder::new(Cursor::new(b)).map_err(|e| codec_err(Format::Tiff, e))
+}
+
+fn tiff_layout(b: &[u8]) -> Result<TiffLayout> {
     let fmt = Format::Tiff;
+    let mut d = tiff_decoder(b)?;
+    let (width, height) = d.dimensions().map_err(|e| codec_err(fmt, e))?;
+    use tiff::tags::Tag;
+    let tag16 = |d: &mut tiff::decoder::Decoder<Cursor<&[u8]>>, t: Tag| -> Result<Option<u16>> {
+        d.find_tag_unsigned::<u16>(t).map_err(|e| codec_err(fmt, e))
+    };
+    let photometric = tag16(&mut d, Tag::PhotometricInterpretation)?;
+    let compression = tag16(&mut d, Tag::Compression)?.unwrap_or(1);
+    let spp = tag16(&mut d, Tag::SamplesPerPixel)?.unwrap_or(1);
+    let bps = d.find_tag_unsigned_vec::<u16>(Tag::BitsPerSample).map_err(|e| codec_err(fmt, e))?.unwrap_or_else(|| vec![1]);
+    let extra = d.find_tag_unsigned_vec::<u16>(Tag::ExtraSamples).map_err(|e| codec_err(fmt, e))?.unwrap_or_default();
+    let planar = tag16(&mut d, Tag::PlanarConfiguration)?.unwrap_or(1);
+    let unsupported = |what: String| EngineError::Unsupported(format!("image: TIFF {what} is not supported"));
+    let mut t = TiffLayout { width, height, mode: "", palette_bits: None, jpeg: false, premultiplied: false, drop_extra: false };
+    if compression == 6 {
+        return Err(unsupported("old-style JPEG compression (6)".into()));
+    }
+    if compression == 7 {
+        // libtiff hands each strip to libjpeg; Pillow asks for RGB output from YCbCr.
+        if planar != 1 {
+            return Err(unsupported("JPEG compression with separate planes".into()));
+        }
+        t.jpeg = true;
+        t.mode = match (photometric, spp) {
+            (Some(6 | 2), 3) => "RGB",
+            (Some(0 | 1), 1) => "L",
+            (p, n) => return Err(unsupported(format!("JPEG compression with photometric {p:?} and {n} samples"))),
+        };
+        return Ok(t);
+    }
+    if photometric == Some(3) {
+        let bits = bps.first().copied().unwrap_or(0);
+        if spp != 1 || !matches!(bits, 1 | 2 | 4 | 8) {
+            return Err(unsupported(format!("palette image with {spp} samples of {bps:?} bits")));
+        }
+        t.mode = "P";
+        t.palette_bits = Some(bits);
+        return Ok(t);
+    }
+    let ct = d.colortype().map_err(|e| codec_err(fmt, e))?;
+    use tiff::ColorType as C;
+    t.mode = match ct {
+        C::Gray(1) => "1",
+        C::Gray(8) => "L",
+        // TiffImagePlugin: big-endian files open as I;16B.
+        C::Gray(16) if b.starts_with(b"MM") => "I;16B",
+        C::Gray(16) => "I;16",
+        C::GrayA(8) => "LA",
+        C::Multiband { bit_depth: 8, num_samples: 2 } if matches!(photometric, Some(0 | 1)) => match extra.first() {
+            Some(2) => "LA",
+            Some(0) => {
+                t.drop_extra = true;
+                "L"
+            }
+            other => return Err(unsupported(format!("grey + extra sample of kind {other:?}"))),
+        },
+        C::RGB(8 | 16) => "RGB",
+        C::RGBA(8 | 16) => match extra.first() {
+            Some(0) => {
+                t.drop_extra = true;
+                "RGB"
+            }
+            Some(1) => {
+                t.premultiplied = true;
+                "RGBA"
+            }
+            _ => "RGBA",
+        },
+        C::CMYK(8) => "CMYK",
+        other => {
+            return Err(unsupported(format!(
+                "colour type {other:?} (supported: 1-bit, 8-bit and 16-bit grey, 8-bit grey+alpha, 8/16-bit RGB and \
+                 RGBA, 8-bit CMYK, 1/2/4/8-bit palette, JPEG-compressed RGB/YCbCr and grey)"
+            )))
+        }
+    };
+    Ok(t)
+}
+
+/// A copy of a TIFF with the first IFD's PhotometricInterpretation set to BlackIsZero, so
+/// that the tiff crate (which refuses palette images) decodes the index plane as grey.
+fn tiff_as_grey(b: &[u8]) -> Option<Vec<u8>> {
+    let le = b.starts_with(b"II");
+    let rd = |i: usize, n: usize| -> Option<u64> {
+        let s = b.get(i..i + n)?;
+        Some(if le { s.iter().rev().fold(0u64, |a, &x| a << 8 | x as u64) } else { s.iter().fold(0u64, |a, &x| a << 8 | x as u64) })
+    };
+    let big = rd(2, 2)? == 43;
+    let (ifd, count_len, entry_len, value_at) = if big { (rd(8, 8)? as usize, 8, 20, 12) } else { (rd(4, 4)? as usize, 2, 12, 8) };
+    let n = rd(ifd, count_len)? as usize;
+    let mut out = b.to_vec();
+    for k in 0..n {
+        let e = ifd + count_len + entry_len * k;
+        if rd(e, 2)? == 262 && rd(e + 2, 2)? == 3 {
+            let v = if le { [1u8, 0] } else { [0u8, 1] };
+            out.get_mut(e + value_at..e + value_at + 2)?.copy_from_slice(&v);
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// Packed rows of `bits`-bit samples (MSB first, rows padded to a byte) -> one byte each.
+fn unpack_rows(v: &[u8], w: usize, h: usize, bits: usize) -> Option<Vec<u8>> {
+    let row = (w * bits).div_ceil(8);
+    if v.len() < row * h {
+        return None;
+    }
+    let per = 8 / bits;
+    let mask = ((1u16 << bits) - 1) as u8;
+    let mut out = Vec::with_capacity(w * h);
+    for y in 0..h {
+        for x in 0..w {
+            out.push((v[y * row + x / per] >> (8 - bits * (x % per + 1))) & mask);
+        }
+    }
+    Some(out)
+}
+
+/// JPEG-compressed TIFF as Pillow reads it: libtiff gives every strip (or tile) to libjpeg
+/// as its own stream, after the shared JPEGTables, with RGB output for YCbCr
+/// (JPEGCOLORMODE_RGB: libjpeg's fancy upsampling and colour conversion). Here each chunk
+/// is made into one stream, tables + chunk, and decoded by the same libjpeg-turbo as JPEG
+/// files.
+fn decode_tiff_jpeg(t: &TiffLayout, b: &[u8], max_alloc: u64) -> Result<Decoded> {
+    let fmt = Format::Tiff;
+    use tiff::tags::Tag;
+    let mut d = tiff_decoder(b)?;
+    let vec64 = |d: &mut tiff::decoder::Decoder<Cursor<&[u8]>>, tag: Tag| -> Result<Option<Vec<u64>>> {
+        d.find_tag_unsigned_vec::<u64>(tag).map_err(|e| codec_err(fmt, e))
+    };
+    let tables = match d.find_tag(Tag::JPEGTables).map_err(|e| codec_err(fmt, e))? {
+        Some(v) => Some(v.into_u8_vec().map_err(|e| codec_err(fmt, e))?),
+        None => None,
+    };
+    let (w, h) = (t.width as usize, t.height as usize);
+    let tiled = d.find_tag(Tag::TileWidth).map_err(|e| codec_err(fmt, e))?.is_some();
+    let (offsets, counts, cw, ch) = if tiled {
+        let tw = d.get_tag_u32(Tag::TileWidth).map_err(|e| codec_err(fmt, e))? as usize;
+        let tl = d.get_tag_u32(Tag::TileLength).map_err(|e| codec_err(fmt, e))? as usize;
+        (vec64(&mut d, Tag::TileOffsets)?, vec64(&mut d, Tag::TileByteCounts)?, tw, tl)
+    } else {
+        let rps = d.find_tag_unsigned::<u64>(Tag::RowsPerStrip).map_err(|e| codec_err(fmt, e))?.unwrap_or(h as u64);
+        (vec64(&mut d, Tag::StripOffsets)?, vec64(&mut d, Tag::StripByteCounts)?, w, (rps as usize).clamp(1, h))
+    };
+    let (Some(offsets), Some(counts)) = (offsets, counts) else { return Err(invalid(fmt, "no strip or tile offsets")) };
+    if cw == 0 || ch == 0 {
+        return Err(invalid(fmt, "tile size 0"));
+    }
+    let across = w.div_ceil(cw);
+    let down = h.div_ceil(ch);
+    if offsets.len() < across * down || counts.len() < across * down {
+        return Err(truncated(fmt, format!("{} chunks listed, {} needed", offsets.len().min(counts.len()), across * down)));
+    }
+    let bands = if t.mode == "RGB" { 3 } else { 1 };
+    let mut px = vec![0u8; w * h * bands];
+    for (i, (&off, &len)) in offsets.iter().zip(&counts).take(across * down).enumerate() {
+        let (x0, y0) = ((i % across) * cw, (i / across) * ch);
+        let chunk = b
+            .get(off as usize..(off as usize).saturating_add(len as usize))
+            .ok_or_else(|| truncated(fmt, format!("chunk {i} runs past the end of the data")))?;
+        let stream: Vec<u8> = match &tables {
+            // The tables stream is SOI ... EOI, the chunk SOI ... EOI: drop the EOI and SOI.
+            Some(tb) if tb.len() >= 4 && chunk.len() >= 2 => [&tb[..tb.len() - 2], &chunk[2..]].concat(),
+            _ => chunk.to_vec(),
+        };
+        let (sw, sh, smode) = jpeg_header(&stream).map_err(|e| e.context(&format!("TIFF chunk {i}")))?;
+        if (smode == "L") != (bands == 1) || smode == "CMYK" {
+            return Err(invalid(fmt, format!("chunk {i} is a {smode} JPEG in a {} image", t.mode)));
+        }
+        let hdr = Header { format: Format::Jpeg, width: sw, height: sh, mode: smode };
+        let dj = decode_jpeg(&hdr, &stream, max_alloc).map_err(|e| e.context(&format!("TIFF chunk {i}")))?;
+        let Pixels::U8(cpx, _) = dj.pixels else { return Err(invalid(fmt, "unexpected JPEG sample type")) };
+        let (sw, sh) = (sw as usize, sh as usize);
+        for y in 0..sh.min(h.saturating_sub(y0)) {
+            let n = sw.min(w.saturating_sub(x0)) * bands;
+            let dst = ((y0 + y) * w + x0) * bands;
+            px[dst..dst + n].copy_from_slice(&cpx[y * sw * bands..y * sw * bands + n]);
+        }
+    }
+    Ok(u8px(t.width, t.height, px, if bands == 3 { Mode8::Rgb } else { Mode8::L }, false))
+}
+
+/// Pillow's "RGBa" unpacker: premultiplied samples back to straight alpha (alpha 0: all 0).
+fn unpremultiply_rgba_tiff(px: &mut [u8]) {
+    for p in px.chunks_exact_mut(4) {
+        let a = p[3] as u32;
+        if a == 0 {
+            p.copy_from_slice(&[0, 0, 0, 0]);
+        } else if a != 255 {
+            for c in &mut p[..3] {
+                *c = (*c as u32 * 255 / a).min(255) as u8;
+            }
+        }
+    }
+}
+
+fn decode_tiff(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
+    let t = tiff_layout(b)?;
+    if t.jpeg {
+        return decode_tiff_jpeg(&t, b, max_alloc);
+    }
+    if let Some(bits) = t.palette_bits {
+        let fmt = Format::Tiff;
+        let cmap = tiff_decoder(b)?
+            .find_tag_unsigned_vec::<u16>(tiff::tags::Tag::ColorMap)
+            .map_err(|e| codec_err(fmt, e))?
+            .ok_or_else(|| invalid(fmt, "palette image without ColorMap"))?;
+        let n = 1usize << bits;
+        if cmap.len() != 3 * n {
+            return Err(invalid(fmt, format!("ColorMap has {} values, expected {}", cmap.len(), 3 * n)));
+        }
+        // TiffImagePlugin: palette = [v // 256 for v in COLORMAP], laid out "RGB;L" (all reds,
+        // then all greens, then all blues).
+        let pal: Vec<u8> = (0..n).flat_map(|i| [cmap[i], cmap[n + i], cmap[2 * n + i]].map(|v| (v >> 8) as u8)).collect();
+        let grey = tiff_as_grey(b).ok_or_else(|| invalid(fmt, "no PhotometricInterpretation entry"))?;
+        let gh = Header { mode: if bits == 1 { "1" } else { "L" }, ..*h };
+        let idx = decode_tiff_plain(&gh, &grey, max_alloc, bits)?;
+        let count = h.width as usize * h.height as usize;
+        return Ok(u8px(h.width, h.height, expand_palette(idx.into_iter(), &pal, count), Mode8::Rgb, true));
+    }
+    // With an extra sample that is not alpha, the decoder still returns it: decode as LA/RGBA.
+    let dm = match (t.mode, t.drop_extra) {
+        ("RGB", true) => "RGBA",
+        ("L", true) => "LA",
+        (m, _) => m,
+    };
+    let mut d = decode_tiff_samples(&Header { mode: dm, ..*h }, b, max_alloc)?;
+    if t.drop_extra || t.premultiplied {
+        if let Pixels::U8(px, mode) = &mut d.pixels {
+            match (*mode, t.drop_extra) {
+                (Mode8::Rgba, true) => {
+                    *px = px.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+                    *mode = Mode8::Rgb;
+                }
+                (Mode8::La, true) => {
+                    *px = px.chunks_exact(2).map(|p| p[0]).collect();
+                    *mode = Mode8::L;
+                }
+                (Mode8::Rgba, false) => unpremultiply_rgba_tiff(px),
+                _ => {}
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// The raw index plane of a palette TIFF (made grey by `tiff_as_grey`), one byte a pixel.
+fn decode_tiff_plain(h: &Header, b: &[u8], max_alloc: u64, bits: u16) -> Result<Vec<u8>> {
+    let fmt = Format::Tiff;
+    let mut d = tiff_decoder(b)?.with_limits(tiff_limits(max_alloc));
+    let res = d.read_image().map_err(tiff_err)?;
+    let (w, hh) = (h.width as usize, h.height as usize);
+    match res {
+        tiff::decoder::DecodingResult::U8(v) if bits == 8 && v.len() >= w * hh => Ok(v[..w * hh].to_vec()),
+        tiff::decoder::DecodingResult::U8(v) if bits < 8 => {
+            unpack_rows(&v, w, hh, bits as usize).ok_or_else(|| invalid(fmt, "sample buffer does not match the image size"))
+        }
+        _ => Err(invalid(fmt, "unexpected sample layout for a palette image")),
+    }
+}
+
+fn tiff_limits(max_alloc: u64) -> tiff::decoder::Limits {
     let mut limits = tiff::decoder::Limits::default();
     limits.decoding_buffer_size = max_alloc.min(usize::MAX as u64) as usize;
     limits.intermediate_buffer_size = max_alloc.min(usize::MAX as u64) as usize;
-    let mut d = tiff::decoder::Decoder::new(Cursor::new(b)).map_err(|e| codec_err(fmt, e))?.with_limits(limits);
-    let (w, hh) = d.dimensions().map_err(|e| codec_err(fmt, e))?;
-    let res = d.read_image().map_err(|e| match e {
+    limits
+}
+
+fn tiff_err(e: tiff::TiffError) -> EngineError {
+    match e {
         tiff::TiffError::LimitsExceeded => EngineError::LimitExceeded("image: TIFF decoding would exceed the memory limit".into()),
-        other => codec_err(fmt, other),
-    })?;
+        other => codec_err(Format::Tiff, other),
+    }
+}
+
+fn decode_tiff_samples(h: &Header, b: &[u8], max_alloc: u64) -> Result<Decoded> {
+    let fmt = Format::Tiff;
+    let mut d = tiff_decoder(b)?.with_limits(tiff_limits(max_alloc));
+    let (w, hh) = d.dimensions().map_err(|e| codec_err(fmt, e))?;
+    let res = d.read_image().map_err(tiff_err)?;
     use tiff::decoder::DecodingResult as R;
     let n = w as usize * hh as usize;
     let bad = || invalid(fmt, "sample buffer does not match the image size");
     Ok(match (h.mode, res) {
-        ("I;16", R::U16(v)) if v.len() >= n => Decoded { width: w, height: hh, pixels: Pixels::U16(v[..n].to_vec()), nearest: false },
+        ("I;16" | "I;16B", R::U16(v)) if v.len() >= n => {
+            Decoded { width: w, height: hh, pixels: Pixels::U16(v[..n].to_vec(), h.mode == "I;16B"), nearest: false }
+        }
         ("1", R::U8(v)) => {
             // tiff returns packed 1-bit rows; BlackIsZero assumed (WhiteIsZero is inverted by Pillow).
             let row = (w as usize).div_ceil(8);

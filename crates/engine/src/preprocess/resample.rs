@@ -5,8 +5,10 @@
 //! Bit-exactness depends on details that look arbitrary, so they are kept as Pillow has them:
 //! the box size goes through `float` before `double`; bounds are truncated, not floored;
 //! 8-bit coefficients are rounded to 22 fractional bits away from zero; the accumulator
-//! starts at one half; the horizontal pass runs before the vertical one and is rounded and
-//! clipped to 8 bits in between; NEAREST positions are accumulated by repeated addition.
+//! starts at one half; each pass is rounded and clipped to the sample type; the horizontal
+//! pass runs first unless the height shrinks by more than twice as many pixels as the width
+//! (`horizontal_first`, from `ImagingResampleInner`); NEAREST positions are
+//! accumulated by repeated addition.
 //!
 //! One change that cannot alter a value: every output pixel depends only on its own
 //! coefficients, so only the pixels of the centre crop (and the input rows they read) are
@@ -58,6 +60,8 @@ impl Filter {
 /// `out_size` (box = the whole input, as torchvision passes no box).
 pub(crate) struct Coeffs {
     ksize: usize,
+    /// First output position (`lo`).
+    lo: usize,
     /// Per output position in `lo..hi`: first input index and number of taps.
     bounds: Vec<(usize, usize)>,
     /// `ksize` weights per output position, normalised to sum 1 (as doubles).
@@ -95,7 +99,7 @@ impl Coeffs {
             }
             bounds.push((xmin as usize, count));
         }
-        Coeffs { ksize, bounds, k }
+        Coeffs { ksize, lo: lo as usize, bounds, k }
     }
 
     /// `normalize_coeffs_8bpc`: fixed point with 22 fractional bits, rounded away from 0.
@@ -105,10 +109,10 @@ impl Coeffs {
     }
 
     /// Input range `first..last` read by all the output positions.
-    fn input_span(&self) -> (usize, usize) {
+    fn input_span(&self) -> std::ops::Range<usize> {
         let first = self.bounds.iter().map(|b| b.0).min().unwrap_or(0);
         let last = self.bounds.iter().map(|b| b.0 + b.1).max().unwrap_or(0);
-        (first, last.max(first))
+        first..last.max(first)
     }
 }
 
@@ -117,6 +121,13 @@ impl Coeffs {
 #[inline]
 fn clip8(ss: i32) -> u8 {
     (ss >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// `ROUND_UP` then `CLIP16` of the I;16 path.
+#[inline]
+fn round_clip16(ss: f64) -> u16 {
+    let v = if ss >= 0.0 { (ss + 0.5) as i32 } else { (ss - 0.5) as i32 };
+    v.clamp(0, 65535) as u16
 }
 
 /// A window of a resize: the resized image is `out_w x out_h`; the pixels wanted are
@@ -131,116 +142,169 @@ pub(crate) struct Window {
     pub win_h: u32,
 }
 
-/// 8 bits per channel, `bands` interleaved channels (1 = L, 2 = La, 3 = RGB, 4 = RGBa/CMYK):
-/// `_ImagingResampleHorizontal_8bpc` then `_ImagingResampleVertical_8bpc`.
-pub(crate) fn resample_u8(src: &[u8], w: u32, h: u32, bands: usize, win: Window, filter: Filter) -> Vec<u8> {
-    let need_h = win.out_w != w;
-    let need_v = win.out_h != h;
-    let (ww, wh) = (win.win_w as usize, win.win_h as usize);
-    let stride = w as usize * bands;
-    let vert = need_v.then(|| Coeffs::new(h, win.out_h, win.top, win.top + win.win_h, filter));
-    // Input rows the vertical pass reads (or, without one, the window's rows themselves).
-    let (r0, r1) = match &vert {
-        Some(c) => c.input_span(),
-        None => (win.top as usize, (win.top + win.win_h) as usize),
-    };
-    // Horizontal pass over rows r0..r1, only the window's columns.
-    let mut temp = vec![0u8; (r1 - r0) * ww * bands];
-    if need_h {
-        let c = Coeffs::new(w, win.out_w, win.left, win.left + win.win_w, filter);
-        let kk = c.fixed();
-        for (ti, r) in (r0..r1).enumerate() {
-            let line = &src[r * stride..(r + 1) * stride];
-            let out = &mut temp[ti * ww * bands..(ti + 1) * ww * bands];
-            for (xx, &(xmin, count)) in c.bounds.iter().enumerate() {
-                let k = &kk[xx * c.ksize..xx * c.ksize + count];
-                for b in 0..bands {
-                    let mut ss: i32 = 1 << (PRECISION_BITS - 1);
-                    for (x, &kx) in k.iter().enumerate() {
-                        ss = ss.wrapping_add((line[(x + xmin) * bands + b] as i32).wrapping_mul(kx));
-                    }
-                    out[xx * bands + b] = clip8(ss);
-                }
+/// A sample type Pillow resamples, with its pass arithmetic: 8 bits per channel in fixed
+/// point (`_ImagingResample*_8bpc`: 22-bit coefficients, accumulator starting at one half,
+/// `clip8` after each pass), I;16 in double (`_ImagingResample*_16bpc`: `ROUND_UP`,
+/// `CLIP16` after each pass).
+pub(crate) trait Sample: Copy + Default {
+    type W: Copy;
+    fn weights(c: &Coeffs) -> Vec<Self::W>;
+    /// One output sample from the taps `k` over the input samples `get(0..k.len())`.
+    fn dot(k: &[Self::W], get: impl Fn(usize) -> Self) -> Self;
+}
+
+impl Sample for u8 {
+    type W = i32;
+    fn weights(c: &Coeffs) -> Vec<i32> {
+        c.fixed()
+    }
+    #[inline]
+    fn dot(k: &[i32], get: impl Fn(usize) -> u8) -> u8 {
+        let mut ss: i32 = 1 << (PRECISION_BITS - 1);
+        for (i, &kx) in k.iter().enumerate() {
+            ss = ss.wrapping_add((get(i) as i32).wrapping_mul(kx));
+        }
+        clip8(ss)
+    }
+}
+
+impl Sample for u16 {
+    type W = f64;
+    fn weights(c: &Coeffs) -> Vec<f64> {
+        c.k.clone()
+    }
+    #[inline]
+    fn dot(k: &[f64], get: impl Fn(usize) -> u16) -> u16 {
+        let mut ss = 0.0f64;
+        for (i, &kx) in k.iter().enumerate() {
+            ss += get(i) as f64 * kx;
+        }
+        round_clip16(ss)
+    }
+}
+
+/// A rectangle of an image: `px[0]` is pixel (`x0`, `y0`); `w` pixels of `bands` samples a row.
+struct Plane<T> {
+    px: Vec<T>,
+    w: usize,
+    bands: usize,
+    x0: usize,
+    y0: usize,
+}
+
+/// A borrowed `Plane` (the source image, or an intermediate one).
+#[derive(Clone, Copy)]
+struct View<'a, T> {
+    px: &'a [T],
+    w: usize,
+    bands: usize,
+    x0: usize,
+    y0: usize,
+}
+
+impl<T> Plane<T> {
+    fn view(&self) -> View<'_, T> {
+        View { px: &self.px, w: self.w, bands: self.bands, x0: self.x0, y0: self.y0 }
+    }
+}
+
+/// The horizontal pass (`ResampleHorizontal`) for the input rows `rows`: output columns
+/// `c.out_range()`.
+fn hpass<T: Sample>(v: View<'_, T>, rows: std::ops::Range<usize>, c: &Coeffs) -> Plane<T> {
+    let kk = T::weights(c);
+    let (bands, n) = (v.bands, c.bounds.len());
+    let mut px = vec![T::default(); rows.len() * n * bands];
+    for (ti, r) in rows.clone().enumerate() {
+        let line = &v.px[(r - v.y0) * v.w * bands..(r - v.y0 + 1) * v.w * bands];
+        let out = &mut px[ti * n * bands..(ti + 1) * n * bands];
+        for (xx, &(xmin, count)) in c.bounds.iter().enumerate() {
+            let k = &kk[xx * c.ksize..xx * c.ksize + count];
+            let base = (xmin - v.x0) * bands;
+            for b in 0..bands {
+                out[xx * bands + b] = T::dot(k, |x| line[base + x * bands + b]);
             }
         }
-    } else {
-        let l = win.left as usize * bands;
-        for (ti, r) in (r0..r1).enumerate() {
-            temp[ti * ww * bands..(ti + 1) * ww * bands].copy_from_slice(&src[r * stride + l..r * stride + l + ww * bands]);
-        }
     }
-    let Some(c) = vert else { return temp };
-    let kk = c.fixed();
-    let tstride = ww * bands;
-    let mut out = vec![0u8; wh * tstride];
+    Plane { px, w: n, bands, x0: c.lo, y0: rows.start }
+}
+
+/// The vertical pass (`ResampleVertical`) for the input columns `cols`: output rows
+/// `c.out_range()`.
+fn vpass<T: Sample>(v: View<'_, T>, cols: std::ops::Range<usize>, c: &Coeffs) -> Plane<T> {
+    let kk = T::weights(c);
+    let (bands, n) = (v.bands, cols.len());
+    let stride = v.w * bands;
+    let mut px = vec![T::default(); c.bounds.len() * n * bands];
     for (yy, &(ymin, count)) in c.bounds.iter().enumerate() {
         let k = &kk[yy * c.ksize..yy * c.ksize + count];
-        let row0 = ymin - r0;
-        let line_out = &mut out[yy * tstride..(yy + 1) * tstride];
-        for (i, o) in line_out.iter_mut().enumerate() {
-            let mut ss: i32 = 1 << (PRECISION_BITS - 1);
-            for (y, &ky) in k.iter().enumerate() {
-                ss = ss.wrapping_add((temp[(row0 + y) * tstride + i] as i32).wrapping_mul(ky));
-            }
-            *o = clip8(ss);
+        let row0 = (ymin - v.y0) * stride;
+        let out = &mut px[yy * n * bands..(yy + 1) * n * bands];
+        for (i, o) in out.iter_mut().enumerate() {
+            let at = row0 + (cols.start - v.x0) * bands + i;
+            *o = T::dot(k, |y| v.px[at + y * stride]);
         }
     }
-    out
+    Plane { px, w: n, bands, x0: cols.start, y0: c.lo }
 }
 
-/// `ROUND_UP` then `CLIP16` of the I;16 path.
-#[inline]
-fn round_clip16(ss: f64) -> u16 {
-    let v = if ss >= 0.0 { (ss + 0.5) as i32 } else { (ss - 0.5) as i32 };
-    v.clamp(0, 65535) as u16
+/// The columns `cols` and rows `rows` of `v`, copied.
+fn sub<T: Copy>(v: View<'_, T>, cols: std::ops::Range<usize>, rows: std::ops::Range<usize>) -> Plane<T> {
+    let b = v.bands;
+    let mut px = Vec::with_capacity(cols.len() * rows.len() * b);
+    for r in rows.clone() {
+        let at = (r - v.y0) * v.w * b + (cols.start - v.x0) * b;
+        px.extend_from_slice(&v.px[at..at + cols.len() * b]);
+    }
+    Plane { px, w: cols.len(), bands: b, x0: cols.start, y0: rows.start }
 }
 
-/// I;16 (one 16-bit channel): `_ImagingResampleHorizontal_16bpc` / `_Vertical_16bpc`, which
-/// use the double coefficients directly and round each pass to an integer.
-pub(crate) fn resample_u16(src: &[u16], w: u32, h: u32, win: Window, filter: Filter) -> Vec<u16> {
+/// Pillow 13's pass order (`ImagingResampleInner`): the vertical pass runs first when the
+/// height shrinks by more than twice as many pixels as the width does, else the horizontal
+/// pass runs first. Each pass rounds and clips to the sample type, so the order changes
+/// values wherever both passes overshoot (bicubic on hard edges).
+pub(crate) fn horizontal_first(w: u32, h: u32, out_w: u32, out_h: u32) -> bool {
+    let dy = h as i64 - out_h as i64;
+    let dx = w as i64 - out_w as i64;
+    !(dy > 0 && dy > dx * 2)
+}
+
+/// Pillow's `ImagingResample` (BILINEAR / BICUBIC) of a `w x h` image of `bands`
+/// interleaved samples per pixel (8-bit: 1 = L, 2 = La, 3 = RGB, 4 = RGBa/CMYK; 16-bit: 1 =
+/// I;16), restricted to the pixels of `win`.
+pub(crate) fn resample<T: Sample>(src: &[T], w: u32, h: u32, bands: usize, win: Window, filter: Filter) -> Vec<T> {
     let need_h = win.out_w != w;
     let need_v = win.out_h != h;
-    let (ww, wh) = (win.win_w as usize, win.win_h as usize);
-    let stride = w as usize;
-    let vert = need_v.then(|| Coeffs::new(h, win.out_h, win.top, win.top + win.win_h, filter));
-    let (r0, r1) = match &vert {
-        Some(c) => c.input_span(),
-        None => (win.top as usize, (win.top + win.win_h) as usize),
-    };
-    let mut temp = vec![0u16; (r1 - r0) * ww];
-    if need_h {
-        let c = Coeffs::new(w, win.out_w, win.left, win.left + win.win_w, filter);
-        for (ti, r) in (r0..r1).enumerate() {
-            let line = &src[r * stride..(r + 1) * stride];
-            for (xx, &(xmin, count)) in c.bounds.iter().enumerate() {
-                let k = &c.k[xx * c.ksize..xx * c.ksize + count];
-                let mut ss = 0.0f64;
-                for (x, &kx) in k.iter().enumerate() {
-                    ss += line[x + xmin] as f64 * kx;
-                }
-                temp[ti * ww + xx] = round_clip16(ss);
-            }
+    let hc = need_h.then(|| Coeffs::new(w, win.out_w, win.left, win.left + win.win_w, filter));
+    let vc = need_v.then(|| Coeffs::new(h, win.out_h, win.top, win.top + win.win_h, filter));
+    let cols = win.left as usize..(win.left + win.win_w) as usize;
+    let rows = win.top as usize..(win.top + win.win_h) as usize;
+    let src = View { px: src, w: w as usize, bands, x0: 0, y0: 0 };
+    let out = if horizontal_first(w, h, win.out_w, win.out_h) {
+        // Only the input rows the vertical pass reads (Pillow's ybox_first..ybox_last).
+        let in_rows = vc.as_ref().map_or(rows.clone(), |c| c.input_span());
+        let t = match &hc {
+            Some(c) => hpass(src, in_rows, c),
+            None => sub(src, cols.clone(), in_rows),
+        };
+        match &vc {
+            Some(c) => vpass(t.view(), cols, c),
+            None => t,
         }
     } else {
-        let l = win.left as usize;
-        for (ti, r) in (r0..r1).enumerate() {
-            temp[ti * ww..(ti + 1) * ww].copy_from_slice(&src[r * stride + l..r * stride + l + ww]);
+        // Vertical first (need_v holds: the height shrinks), over the input columns the
+        // horizontal pass reads.
+        let in_cols = hc.as_ref().map_or(cols.clone(), |c| c.input_span());
+        let t = match &vc {
+            Some(c) => vpass(src, in_cols, c),
+            None => sub(src, in_cols, rows.clone()),
+        };
+        match &hc {
+            Some(c) => hpass(t.view(), rows, c),
+            None => t,
         }
-    }
-    let Some(c) = vert else { return temp };
-    let mut out = vec![0u16; wh * ww];
-    for (yy, &(ymin, count)) in c.bounds.iter().enumerate() {
-        let k = &c.k[yy * c.ksize..yy * c.ksize + count];
-        let row0 = ymin - r0;
-        for xx in 0..ww {
-            let mut ss = 0.0f64;
-            for (y, &ky) in k.iter().enumerate() {
-                ss += temp[(row0 + y) * ww + xx] as f64 * ky;
-            }
-            out[yy * ww + xx] = round_clip16(ss);
-        }
-    }
-    out
+    };
+    debug_assert!(out.px.len() == win.win_w as usize * win.win_h as usize * bands);
+    out.px
 }
 
 /// `COORD(v)` in Geometry.c.
@@ -302,7 +366,7 @@ mod tests {
         // Only the vertical pass runs (width unchanged), 5 -> 6 rows would change values;
         // check the horizontal identity instead: same width, same height.
         let win_same = Window { out_w: 10, out_h: 5, ..win };
-        assert_eq!(resample_u8(&src, 10, 5, 1, win_same, Filter::Bilinear), src);
+        assert_eq!(resample(&src, 10, 5, 1, win_same, Filter::Bilinear), src);
     }
 
     #[test]
