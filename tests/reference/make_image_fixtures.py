@@ -27,7 +27,7 @@ What this makes (all in tests/fixtures/images/):
 The reference decoders are those of Pillow 13.0.0's wheel (libjpeg-turbo 3.2.0, zlib-ng,
 libwebp 1.6.0, libtiff 4.7.2).
 
-Requirements: the reference env (`/work/shared/tools/setup-reference-env .venv-reference`)
+Requirements: the reference env (`scripts/setup-bench-env .venv-reference`)
 plus the scikit-image wheel for its bundled photos only (skimage is never imported, so its
 dependencies are not needed):
 

@@ -21,7 +21,7 @@ normalised embeddings, the norms before normalisation, the spread (pairwise cosi
 figure on embeddings that are all alike would prove nothing), and how far a one-level shift of
 every pixel moves each embedding (for scale).
 
-Run from the repository root (venv from /work/shared/tools/setup-reference-env):
+Run from the repository root (venv from scripts/setup-bench-env):
 
     .venv-reference/bin/python tests/reference/make_image_reference.py [V ...] [--models-dir DIR] [--check]
 

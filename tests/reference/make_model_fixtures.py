@@ -34,7 +34,7 @@ Committed outputs (tests/fixtures/models/):
                  |activation| in the text tower, logit_scale, a SHA-256 of all float32 weights
                  (for checking a re-implementation of the generator), package versions.
 
-Run (from the repository root; the venv comes from /work/shared/tools/setup-reference-env):
+Run (from the repository root; the venv comes from scripts/setup-bench-env):
 
     .venv-reference/bin/python tests/reference/make_model_fixtures.py [V ...]
 

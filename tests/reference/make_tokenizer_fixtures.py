@@ -41,7 +41,7 @@ pieces -> ByteLevel -> the BPE model of tokenizer.json; no HF normalizer, added 
 post-processor), listing every line that still differs and why.
 
 Run (from the repository root, after
-`/work/shared/tools/setup-reference-env .venv-reference`):
+`scripts/setup-bench-env .venv-reference`):
 
     .venv-reference/bin/python tests/reference/make_tokenizer_fixtures.py
 
@@ -99,7 +99,7 @@ def check_versions() -> dict:
     bad = {k: (v, PINNED[k]) for k, v in found.items() if v != PINNED[k]}
     if bad:
         sys.exit(f"unexpected package versions (found, pinned): {bad}; "
-                 "use the venv from /work/shared/tools/setup-reference-env")
+                 "use the venv from scripts/setup-bench-env")
     # str.lower(), NFC and the Cn test below use Python's Unicode database: 14.0 in Python 3.11.
     if unicodedata.unidata_version != "14.0.0":
         sys.exit(f"Python {sys.version.split()[0]} has Unicode {unicodedata.unidata_version}; "

@@ -1,7 +1,7 @@
 //! The MLX runtime as this process sees it: the one-time set-up that makes MLX safe to embed
 //! in a long-lived, forked process such as a Postgres backend, and facts about what is bound.
 //!
-//! Rules (../shared/notes/mlx-on-linux.md §8-§10), enforced here so every caller gets them:
+//! Rules (learned running MLX in a forked, long-lived process), enforced here so every caller gets them:
 //! - mlx-rs installs its error handler lazily, on its first *guarded* op. Until then a raw
 //!   mlx-sys call that fails runs mlx-c's default handler, which calls `exit()`. [`init`] runs
 //!   a guarded op before anything else, and every raw call in this crate goes through it.

@@ -16,6 +16,33 @@ size_t grain_out_rows(size_t wo, size_t cout, size_t taps) {
   return std::max<size_t>(1, 65536 / std::max<size_t>(wo * cout * taps, 1));
 }
 
+// Calls f(tap, pixel) for every tap (dy * k + dx) of output pixel (oy, ox) that lands inside
+// the h x w input (zero padding k / 2: the others add nothing); pixel = iy * w + ix.
+template <class F>
+static inline void for_each_tap(size_t h, size_t w, size_t k, size_t stride, size_t oy, size_t ox, F&& f) {
+  const long p = static_cast<long>(k / 2);
+  for (size_t dy = 0; dy < k; ++dy) {
+    long iy = static_cast<long>(oy * stride + dy) - p;
+    if (iy < 0 || iy >= static_cast<long>(h)) continue;
+    for (size_t dx = 0; dx < k; ++dx) {
+      long ix = static_cast<long>(ox * stride + dx) - p;
+      if (ix < 0 || ix >= static_cast<long>(w)) continue;
+      f(dy * k + dx, static_cast<size_t>(iy) * w + static_cast<size_t>(ix));
+    }
+  }
+}
+
+static inline void init_acc(float* acc, const float* bias, size_t n) {
+  for (size_t i = 0; i < n; ++i) acc[i] = bias ? bias[i] : 0.0f;
+}
+
+static inline void store_act(float* o, const float* acc, size_t n, int act, const GeluCoeffs& g) {
+  if (act == kGelu)
+    for (size_t i = 0; i < n; ++i) o[i] = gelu1(acc[i], g);
+  else
+    for (size_t i = 0; i < n; ++i) o[i] = acc[i];
+}
+
 // Channels per register block: the accumulators of one block stay in vector registers
 // across all k*k taps (4 zmm with AVX-512), instead of a load and store per tap.
 constexpr size_t kBlock = 64;
@@ -24,32 +51,22 @@ constexpr size_t kBlock = 64;
 // multiplier 1. B is a compile-time constant so the loops unroll into registers.
 template <size_t B>
 static inline void dw_block(const float* xi, const float* wt, const float* bias, float* o, size_t c0, size_t h,
-                            size_t w, size_t cin, size_t k, size_t stride, size_t oy, size_t ox, long p, int act,
+                            size_t w, size_t cin, size_t k, size_t stride, size_t oy, size_t ox, int act,
                             const GeluCoeffs& g) {
   float acc[B];
-  for (size_t i = 0; i < B; ++i) acc[i] = bias ? bias[c0 + i] : 0.0f;
-  for (size_t dy = 0; dy < k; ++dy) {
-    long iy = static_cast<long>(oy * stride + dy) - p;
-    if (iy < 0 || iy >= static_cast<long>(h)) continue;
-    for (size_t dx = 0; dx < k; ++dx) {
-      long ix = static_cast<long>(ox * stride + dx) - p;
-      if (ix < 0 || ix >= static_cast<long>(w)) continue;
-      const float* xp = xi + (static_cast<size_t>(iy) * w + static_cast<size_t>(ix)) * cin + c0;
-      const float* wp = wt + (dy * k + dx) * cin + c0;
-      for (size_t i = 0; i < B; ++i) acc[i] += xp[i] * wp[i];
-    }
-  }
-  if (act == kGelu)
-    for (size_t i = 0; i < B; ++i) o[c0 + i] = gelu1(acc[i], g);
-  else
-    for (size_t i = 0; i < B; ++i) o[c0 + i] = acc[i];
+  init_acc(acc, bias ? bias + c0 : nullptr, B);
+  for_each_tap(h, w, k, stride, oy, ox, [&](size_t tap, size_t pix) {
+    const float* xp = xi + pix * cin + c0;
+    const float* wp = wt + tap * cin + c0;
+    for (size_t i = 0; i < B; ++i) acc[i] += xp[i] * wp[i];
+  });
+  store_act(o + c0, acc, B, act, g);
 }
 
 MCK_CLONES
 void depthwise_rows(const float* x, const float* wt, const float* bias, float* out, size_t h, size_t w, size_t cin,
                     size_t m, size_t k, size_t stride, size_t ho, size_t wo, int act, size_t q0, size_t q1) {
   const size_t cout = cin * m;
-  const long p = static_cast<long>(k / 2);
   const GeluCoeffs g = kGeluCoeffs;
   std::vector<float> accv(cout);
   float* acc = accv.data();
@@ -61,39 +78,27 @@ void depthwise_rows(const float* x, const float* wt, const float* bias, float* o
       float* o = orow + ox * cout;
       if (m == 1) {
         size_t c0 = 0;
-        for (; c0 + kBlock <= cin; c0 += kBlock) dw_block<kBlock>(xi, wt, bias, o, c0, h, w, cin, k, stride, oy, ox, p, act, g);
-        for (; c0 + 16 <= cin; c0 += 16) dw_block<16>(xi, wt, bias, o, c0, h, w, cin, k, stride, oy, ox, p, act, g);
-        for (; c0 < cin; ++c0) dw_block<1>(xi, wt, bias, o, c0, h, w, cin, k, stride, oy, ox, p, act, g);
+        for (; c0 + kBlock <= cin; c0 += kBlock) dw_block<kBlock>(xi, wt, bias, o, c0, h, w, cin, k, stride, oy, ox, act, g);
+        for (; c0 + 16 <= cin; c0 += 16) dw_block<16>(xi, wt, bias, o, c0, h, w, cin, k, stride, oy, ox, act, g);
+        for (; c0 < cin; ++c0) dw_block<1>(xi, wt, bias, o, c0, h, w, cin, k, stride, oy, ox, act, g);
         continue;
       }
       // channel multiplier > 1 (downsampling and final convs): accumulate in memory
-      if (bias)
-        for (size_t c = 0; c < cout; ++c) acc[c] = bias[c];
-      else
-        for (size_t c = 0; c < cout; ++c) acc[c] = 0.0f;
-      for (size_t dy = 0; dy < k; ++dy) {
-        long iy = static_cast<long>(oy * stride + dy) - p;
-        if (iy < 0 || iy >= static_cast<long>(h)) continue;
-        for (size_t dx = 0; dx < k; ++dx) {
-          long ix = static_cast<long>(ox * stride + dx) - p;
-          if (ix < 0 || ix >= static_cast<long>(w)) continue;
-          const float* xp = xi + (static_cast<size_t>(iy) * w + static_cast<size_t>(ix)) * cin;
-          const float* wp = wt + (dy * k + dx) * cout;
-          if (m == 2) {
-            for (size_t c = 0; c < cin; ++c) {
-              acc[2 * c] += xp[c] * wp[2 * c];
-              acc[2 * c + 1] += xp[c] * wp[2 * c + 1];
-            }
-          } else {
-            for (size_t c = 0; c < cin; ++c)
-              for (size_t j = 0; j < m; ++j) acc[c * m + j] += xp[c] * wp[c * m + j];
+      init_acc(acc, bias, cout);
+      for_each_tap(h, w, k, stride, oy, ox, [&](size_t tap, size_t pix) {
+        const float* xp = xi + pix * cin;
+        const float* wp = wt + tap * cout;
+        if (m == 2) {
+          for (size_t c = 0; c < cin; ++c) {
+            acc[2 * c] += xp[c] * wp[2 * c];
+            acc[2 * c + 1] += xp[c] * wp[2 * c + 1];
           }
+        } else {
+          for (size_t c = 0; c < cin; ++c)
+            for (size_t j = 0; j < m; ++j) acc[c * m + j] += xp[c] * wp[c * m + j];
         }
-      }
-      if (act == kGelu)
-        for (size_t c = 0; c < cout; ++c) o[c] = gelu1(acc[c], g);
-      else
-        for (size_t c = 0; c < cout; ++c) o[c] = acc[c];
+      });
+      store_act(o, acc, cout, act, g);
     }
   }
 }
@@ -101,7 +106,6 @@ void depthwise_rows(const float* x, const float* wt, const float* bias, float* o
 MCK_CLONES
 void conv_small_rows(const float* x, const float* wt, const float* bias, float* out, size_t h, size_t w, size_t cin,
                      size_t cout, size_t k, size_t stride, size_t ho, size_t wo, int act, size_t q0, size_t q1) {
-  const long p = static_cast<long>(k / 2);
   const GeluCoeffs g = kGeluCoeffs;
   std::vector<float> accv(cout);
   float* acc = accv.data();
@@ -110,30 +114,17 @@ void conv_small_rows(const float* x, const float* wt, const float* bias, float* 
     const float* xi = x + img * h * w * cin;
     float* orow = out + q * wo * cout;
     for (size_t ox = 0; ox < wo; ++ox) {
-      if (bias)
-        for (size_t o = 0; o < cout; ++o) acc[o] = bias[o];
-      else
-        for (size_t o = 0; o < cout; ++o) acc[o] = 0.0f;
-      for (size_t dy = 0; dy < k; ++dy) {
-        long iy = static_cast<long>(oy * stride + dy) - p;
-        if (iy < 0 || iy >= static_cast<long>(h)) continue;
-        for (size_t dx = 0; dx < k; ++dx) {
-          long ix = static_cast<long>(ox * stride + dx) - p;
-          if (ix < 0 || ix >= static_cast<long>(w)) continue;
-          const float* xp = xi + (static_cast<size_t>(iy) * w + static_cast<size_t>(ix)) * cin;
-          const float* wp = wt + (dy * k + dx) * cin * cout;
-          for (size_t c = 0; c < cin; ++c) {
-            const float xv = xp[c];
-            const float* wc = wp + c * cout;
-            for (size_t o = 0; o < cout; ++o) acc[o] += xv * wc[o];
-          }
+      init_acc(acc, bias, cout);
+      for_each_tap(h, w, k, stride, oy, ox, [&](size_t tap, size_t pix) {
+        const float* xp = xi + pix * cin;
+        const float* wp = wt + tap * cin * cout;
+        for (size_t c = 0; c < cin; ++c) {
+          const float xv = xp[c];
+          const float* wc = wp + c * cout;
+          for (size_t o = 0; o < cout; ++o) acc[o] += xv * wc[o];
         }
-      }
-      float* o = orow + ox * cout;
-      if (act == kGelu)
-        for (size_t c = 0; c < cout; ++c) o[c] = gelu1(acc[c], g);
-      else
-        for (size_t c = 0; c < cout; ++c) o[c] = acc[c];
+      });
+      store_act(orow + ox * cout, acc, cout, act, g);
     }
   }
 }
