@@ -18,7 +18,7 @@ fn main() {
 
     // Element-wise kernels: no contraction (bit-equal to the MLX op chains). Convolutions:
     // multiply-adds may fuse (FMA), as their summation order differs from any reference anyway.
-    build(&manifest, &include, apple, &["pool.cpp", "elementwise.cpp", "primitives.cpp"], "off", "mobileclip_kernels");
+    build(&manifest, &include, apple, &["pool.cpp", "elementwise.cpp", "primitives.cpp", "external.cpp"], "off", "mobileclip_kernels");
     build(&manifest, &include, apple, &["conv.cpp"], "fast", "mobileclip_kernels_conv");
     if !apple {
         println!("cargo:rustc-link-lib=dylib=stdc++");

@@ -18,6 +18,10 @@ struct Cli {
     /// MLX buffer cache limit in MiB (default: the engine's, see runtime::DEFAULT_CACHE_LIMIT).
     #[arg(long, global = true)]
     cache_mb: Option<usize>,
+    /// Weights cache directory: each tower is mapped from a verified cache file made from the
+    /// model file (built there on first use), as the extension does. Default: no cache.
+    #[arg(long, global = true)]
+    cache_dir: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -138,6 +142,7 @@ enum BenchWhat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = CACHE_DIR.set(cli.cache_dir.clone());
     // The first init wins (process-wide settings): the later calls in the commands are no-ops.
     if let Err(e) =
         runtime::init(runtime::InitOptions { threads: cli.threads, cache_limit: cli.cache_mb.map(|m| m << 20), ..Default::default() })
@@ -167,6 +172,30 @@ fn main() -> ExitCode {
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
+static CACHE_DIR: once_cell::sync::OnceCell<Option<PathBuf>> = once_cell::sync::OnceCell::new();
+
+/// Load options from the global flags.
+fn load_options() -> LoadOptions {
+    LoadOptions { cache_dir: CACHE_DIR.get().cloned().flatten(), ..LoadOptions::default() }
+}
+
+/// Per tower: parameters, load time, where the weights live (for the bench JSON).
+fn towers_json(engine: &Engine) -> serde_json::Value {
+    serde_json::Value::Array(
+        engine
+            .towers()
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "tower": t.name, "loaded": t.loaded, "params": t.params, "load_ms": t.load_ms,
+                    "cache": t.cache.as_ref().map(|c| c.label()), "cache_detail": t.cache.as_ref().map(|c| format!("{c:?}")),
+                    "copied_arrays": t.copied,
+                })
+            })
+            .collect(),
+    )
+}
+
 fn info() -> CliResult {
     runtime::init(Default::default())?;
     let info = runtime::runtime_info()?;
@@ -175,7 +204,7 @@ fn info() -> CliResult {
 }
 
 fn embed_text(model: &Path, tokens: bool, texts: &[String]) -> CliResult {
-    let engine = Engine::load(model, LoadOptions::default())?;
+    let engine = Engine::load(model, load_options())?;
     if tokens {
         let ids = texts.iter().map(|t| engine.tokenize(t)).collect::<Result<Vec<_>, _>>()?;
         println!("{}", serde_json::to_string(&ids)?);
@@ -191,7 +220,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
 }
 
 fn embed_image(model: &Path, files: &[PathBuf]) -> CliResult {
-    let engine = Engine::load(model, LoadOptions::default())?;
+    let engine = Engine::load(model, load_options())?;
     let mut out = Vec::with_capacity(files.len());
     for f in files {
         let bytes = read_file(f)?;
@@ -203,7 +232,7 @@ fn embed_image(model: &Path, files: &[PathBuf]) -> CliResult {
 }
 
 fn preprocess(model: &Path, out: &Path, files: &[PathBuf]) -> CliResult {
-    let engine = Engine::load(model, LoadOptions::default())?;
+    let engine = Engine::load(model, load_options())?;
     let s = engine.image_preprocess().size as usize;
     let mut nchw = Vec::with_capacity(files.len() * 3 * s * s);
     for f in files {
@@ -234,7 +263,7 @@ fn parity(variants: &[String], fixtures: &Path, work: &Path) -> CliResult {
     for v in variants {
         let dir = work.join(v);
         random_model(v, &dir, fixtures, false, &[])?;
-        let engine = Engine::load(&dir, LoadOptions::default())?;
+        let engine = Engine::load(&dir, load_options())?;
         let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures.join(format!("models/text_{v}.json")))?)?;
         let texts: Vec<&str> = r["texts"].as_array().ok_or("texts")?.iter().filter_map(|t| t.as_str()).collect();
         let ids: Vec<Vec<i32>> = serde_json::from_value(r["ids"].clone())?;
@@ -316,7 +345,7 @@ fn timed(runs: usize, f: impl Fn() -> Result<(), Box<dyn std::error::Error>>) ->
 
 fn bench_text(model: &Path, batches: &[usize], runs: usize) -> CliResult {
     let t = std::time::Instant::now();
-    let engine = Engine::load(model, LoadOptions::default())?;
+    let engine = Engine::load(model, load_options())?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let mut rows = Vec::new();
     for &b in batches {
@@ -335,14 +364,14 @@ fn bench_text(model: &Path, batches: &[usize], runs: usize) -> CliResult {
             "batch": b, "runs_ms": runs_ms, "median_ms": microbench::median(&runs_ms), "cpu_ms": microbench::median(&cpu), "tokenize_ms": tokenize_ms,
         }));
     }
-    let out = serde_json::json!({ "model": model.display().to_string(), "load_ms": load_ms, "rows": rows });
+    let out = serde_json::json!({ "model": model.display().to_string(), "load_ms": load_ms, "towers": towers_json(&engine), "rows": rows });
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
 }
 
 fn bench_image(model: &Path, image: &Path, batches: &[usize], runs: usize) -> CliResult {
     let t = std::time::Instant::now();
-    let engine = Engine::load(model, LoadOptions::default())?;
+    let engine = Engine::load(model, load_options())?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
     let bytes = read_file(image)?;
     let limits = mobileclip_engine::preprocess::ImageLimits::default();
@@ -364,7 +393,7 @@ fn bench_image(model: &Path, image: &Path, batches: &[usize], runs: usize) -> Cl
         rows.push(serde_json::json!({ "batch": b, "runs_ms": runs_ms, "median_ms": microbench::median(&runs_ms), "cpu_ms": microbench::median(&cpu) }));
     }
     let out = serde_json::json!({
-        "model": model.display().to_string(), "image": image.display().to_string(), "load_ms": load_ms,
+        "model": model.display().to_string(), "image": image.display().to_string(), "load_ms": load_ms, "towers": towers_json(&engine),
         "preprocess_ms": microbench::median(&pre_ms), "rows": rows,
     });
     println!("{}", serde_json::to_string_pretty(&out)?);

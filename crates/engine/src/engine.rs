@@ -3,14 +3,18 @@
 
 use std::path::{Path, PathBuf};
 
+use once_cell::unsync::OnceCell;
+
 use crate::config::{ImagePreprocess, ModelConfig};
 use crate::error::{EngineError, Result};
+use crate::loader::{self, CacheState, Loaded};
 use crate::preprocess::{self, ImageLimits, Interpolation};
 use crate::runtime;
 use crate::text::TextTower;
 use crate::tokenizer::ClipTokenizer;
 use crate::vision::VisionTower;
 use crate::weights::Weights;
+use crate::weights_cache;
 
 pub const CONFIG_FILE: &str = "open_clip_config.json";
 pub const WEIGHTS_FILE: &str = "open_clip_model.safetensors";
@@ -29,11 +33,17 @@ pub const MAX_BATCH_PIXELS: usize = 64 * 256 * 256;
 pub struct LoadOptions {
     /// Inputs per MLX batch; larger batches are split (and cancellation is checked between).
     pub batch_size: usize,
+    /// The weights cache directory (weights_cache.rs): towers are mapped from it, shared by
+    /// every process, and built into it on first use. None: private copies, no files written.
+    pub cache_dir: Option<PathBuf>,
+    /// Load each tower on its first use (a text-only session never loads the image tower).
+    /// Either way every tensor's key, shape and dtype is checked by `load`.
+    pub lazy: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { batch_size: 16 }
+        LoadOptions { batch_size: 16, cache_dir: None, lazy: false }
     }
 }
 
@@ -41,11 +51,24 @@ pub struct Engine {
     dir: PathBuf,
     config: ModelConfig,
     tokenizer: ClipTokenizer,
-    text: TextTower,
-    vision: VisionTower,
+    weights: Weights,
+    source_hash: OnceCell<String>,
+    text: OnceCell<Loaded<TextTower>>,
+    vision: OnceCell<Loaded<VisionTower>>,
     image_preprocess: ImagePreprocess,
     interpolation: Interpolation,
     options: LoadOptions,
+}
+
+/// What `Engine::towers` reports per tower.
+#[derive(Clone, Debug)]
+pub struct TowerInfo {
+    pub name: &'static str,
+    pub loaded: bool,
+    pub params: usize,
+    pub cache: Option<CacheState>,
+    pub copied: usize,
+    pub load_ms: f64,
 }
 
 fn file_in(dir: &Path, name: &str) -> Result<PathBuf> {
@@ -69,12 +92,73 @@ impl Engine {
         let tc = config.text();
         let tokenizer = ClipTokenizer::from_file(&file_in(dir, TOKENIZER_FILE)?, tc.vocab_size, tc.context_length)?;
         let weights = Weights::open(&file_in(dir, WEIGHTS_FILE)?)?;
-        let text = TextTower::load(&weights, tc, config.model_cfg.embed_dim)?;
+        // Header checks of both towers now (cheap), so a file that cannot serve one of them
+        // fails here, whichever tower is used first.
+        crate::text::check_header(&weights, tc, config.model_cfg.embed_dim)?;
         let image_preprocess = config.image_preprocess()?;
         let interpolation: Interpolation = image_preprocess.interpolation.parse()?;
-        let vision = VisionTower::load(&weights, &config)?;
-        let options = LoadOptions { batch_size: options.batch_size.clamp(1, 256) };
-        Ok(Engine { dir: dir.to_path_buf(), config, tokenizer, text, vision, image_preprocess, interpolation, options })
+        VisionTower::check_header(&weights, &config)?;
+        let options = LoadOptions { batch_size: options.batch_size.clamp(1, 256), ..options };
+        let engine = Engine {
+            dir: dir.to_path_buf(),
+            config,
+            tokenizer,
+            weights,
+            source_hash: OnceCell::new(),
+            text: OnceCell::new(),
+            vision: OnceCell::new(),
+            image_preprocess,
+            interpolation,
+            options,
+        };
+        if !engine.options.lazy {
+            engine.warm()?;
+        }
+        Ok(engine)
+    }
+
+    /// Loads both towers now (those not loaded yet).
+    pub fn warm(&self) -> Result<()> {
+        self.text()?;
+        self.vision()?;
+        Ok(())
+    }
+
+    /// (cache directory, BLAKE3 of the model file) when the cache is on; the hash is taken
+    /// once per engine, from the directory's memo when the file is unchanged.
+    fn cache(&self) -> Result<Option<(&Path, &str)>> {
+        let Some(dir) = &self.options.cache_dir else { return Ok(None) };
+        let hash = self.source_hash.get_or_try_init(|| weights_cache::source_hash_memo(dir, self.weights.path()))?;
+        Ok(Some((dir.as_path(), hash.as_str())))
+    }
+
+    fn text(&self) -> Result<&TextTower> {
+        let l = self.text.get_or_try_init(|| {
+            let (tc, d) = (self.config.text(), self.config.model_cfg.embed_dim);
+            loader::load(&self.weights, self.cache()?, "text", |p| TextTower::load(p, tc, d))
+        })?;
+        Ok(&l.tower)
+    }
+
+    fn vision(&self) -> Result<&VisionTower> {
+        let l =
+            self.vision.get_or_try_init(|| loader::load(&self.weights, self.cache()?, "image", |p| VisionTower::load(p, &self.config)))?;
+        Ok(&l.tower)
+    }
+
+    /// Per tower: loaded yet, parameters, where its weights live, load time.
+    pub fn towers(&self) -> Vec<TowerInfo> {
+        fn info<T>(name: &'static str, l: Option<&Loaded<T>>) -> TowerInfo {
+            TowerInfo {
+                name,
+                loaded: l.is_some(),
+                params: l.map_or(0, |l| l.params),
+                cache: l.map(|l| l.cache.clone()),
+                copied: l.map_or(0, |l| l.copied),
+                load_ms: l.map_or(0.0, |l| l.load_ms),
+            }
+        }
+        vec![info("text", self.text.get()), info("image", self.vision.get())]
     }
 
     pub fn dir(&self) -> &Path {
@@ -86,7 +170,7 @@ impl Engine {
     }
 
     pub fn embed_dim(&self) -> usize {
-        self.text.embed_dim()
+        self.config.model_cfg.embed_dim
     }
 
     pub fn tokenizer(&self) -> &ClipTokenizer {
@@ -100,11 +184,11 @@ impl Engine {
 
     /// Embeddings of already-tokenized rows (each `context_length` ids), L2-normalised.
     pub fn embed_token_ids(&self, ids: &[i32], normalize: bool) -> Result<Vec<Vec<f32>>> {
-        let ctx = self.text.context_length();
+        let ctx = self.config.text().context_length;
         let rows = ids.len() / ctx.max(1);
         let mut out = Vec::with_capacity(rows);
         for chunk in ids.chunks(self.options.batch_size * ctx) {
-            let emb = self.text.forward(chunk, chunk.len() / ctx, normalize)?;
+            let emb = self.text()?.forward(chunk, chunk.len() / ctx, normalize)?;
             let k = out.len();
             out.extend(self.rows(&emb, normalize, &|i| label("token row", k + i, rows))?);
         }
@@ -114,7 +198,7 @@ impl Engine {
     /// Embeddings of `ids` (rows of `context_length`) as ONE MLX batch, however many rows.
     /// For benchmarks; callers bound the size.
     pub fn embed_token_ids_batch(&self, ids: &[i32], rows: usize) -> Result<Vec<Vec<f32>>> {
-        let emb = self.text.forward(ids, rows, true)?;
+        let emb = self.text()?.forward(ids, rows, true)?;
         self.rows(&emb, true, &|i| label("token row", i, rows))
     }
 
@@ -139,7 +223,7 @@ impl Engine {
         batch_size: usize,
         between_batches: &mut dyn FnMut(),
     ) -> Result<Vec<Option<Vec<f32>>>> {
-        let ctx = self.text.context_length();
+        let ctx = self.config.text().context_length;
         let present: Vec<(usize, &str)> = items.iter().enumerate().filter_map(|(i, t)| t.map(|t| (i, t))).collect();
         let mut out: Vec<Option<Vec<f32>>> = vec![None; items.len()];
         for chunk in present.chunks(batch_size.clamp(1, 256)) {
@@ -148,7 +232,7 @@ impl Engine {
             for (_, t) in chunk {
                 ids.extend(self.tokenize(t)?);
             }
-            let emb = self.text.forward(&ids, chunk.len(), true)?;
+            let emb = self.text()?.forward(&ids, chunk.len(), true)?;
             let rows = self.rows(&emb, true, &|k| label("text", chunk[k].0, items.len()))?;
             for (&(i, _), v) in chunk.iter().zip(rows) {
                 out[i] = Some(v);
@@ -185,7 +269,7 @@ impl Engine {
             return Err(EngineError::InvalidInput(format!("{} pixel values for {n} images of {s} x {s} x 3", pixels.len())));
         }
         let x = mlx_rs::Array::from_slice(pixels, &[n as i32, s as i32, s as i32, 3]);
-        let emb = self.vision.forward(&x, normalize)?;
+        let emb = self.vision()?.forward(&x, normalize)?;
         self.rows(&emb, normalize, &|i| label("image", i, n))
     }
 
@@ -228,7 +312,7 @@ impl Engine {
                 pixels.extend_from_slice(&px);
             }
             let x = mlx_rs::Array::from_slice(&pixels, &[chunk.len() as i32, s as i32, s as i32, 3]);
-            let emb = self.vision.forward(&x, true)?;
+            let emb = self.vision()?.forward(&x, true)?;
             let rows = self.rows(&emb, true, &|k| label("image", chunk[k].0, items.len()))?;
             for (&(i, _), emb) in chunk.iter().zip(rows) {
                 out[i] = Some(emb);

@@ -21,6 +21,7 @@ use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::Array;
 
 use crate::error::{EngineError, Result};
+use crate::params::Params;
 use crate::weights::Weights;
 use blocks::{Block, Downsample, Dw, Head, Stem};
 use modules::{Form, Module, Plan};
@@ -75,25 +76,32 @@ pub struct FastVit {
 }
 
 impl FastVit {
-    pub fn load(w: &Weights, spec: &FastVitSpec, embed_dim: usize) -> Result<FastVit> {
+    /// Header-only checks: every key and shape of the detected forms, and no stray
+    /// `visual.*` key. No tensor data is read.
+    pub fn check_header(w: &Weights, spec: &FastVitSpec, embed_dim: usize) -> Result<()> {
+        Plan::new(w, &modules::modules(spec, embed_dim)).map(|_| ())
+    }
+
+    /// The tower from `p` (the model file or the weights cache).
+    pub fn load(p: &Params, spec: &FastVitSpec, embed_dim: usize) -> Result<FastVit> {
         let mods = modules::modules(spec, embed_dim);
         // Header pass: every key and shape of the detected forms, and no stray visual.* keys,
         // before any tensor data is read.
-        let plan = Plan::new(w, &mods)?;
+        let plan = Plan::new(p.src(), &mods)?;
         let by: HashMap<&str, &Module> = mods.iter().map(|m| (m.prefix.as_str(), m)).collect();
         let get = |p: String| -> Result<&Module> {
             by.get(p.as_str()).copied().ok_or_else(|| EngineError::Model(format!("internal: no FastViT module {p}")))
         };
         let t = modules::PREFIX;
         let c0 = spec.widths[0];
-        let stem = Stem::load(&plan, w, [get(format!("{t}stem.0"))?, get(format!("{t}stem.1"))?, get(format!("{t}stem.2"))?], c0)?;
+        let stem = Stem::load(&plan, p, [get(format!("{t}stem.0"))?, get(format!("{t}stem.1"))?, get(format!("{t}stem.2"))?], c0)?;
         let mut stages = Vec::with_capacity(spec.stages());
         for i in 0..spec.stages() {
             let dim = spec.widths[i];
             let down = if i > 0 {
                 Some(Downsample::load(
                     &plan,
-                    w,
+                    p,
                     get(format!("{t}stages.{i}.downsample.proj.0"))?,
                     get(format!("{t}stages.{i}.downsample.proj.1"))?,
                     spec.widths[i - 1],
@@ -103,20 +111,20 @@ impl FastVit {
                 None
             };
             let pos =
-                if spec.pos_emb[i] { Some(blocks::dw_module(&plan, w, get(format!("{t}stages.{i}.pos_emb"))?, dim, 1)?) } else { None };
+                if spec.pos_emb[i] { Some(blocks::dw_module(&plan, p, get(format!("{t}stages.{i}.pos_emb"))?, dim, 1)?) } else { None };
             let mut bl = Vec::with_capacity(spec.depths[i]);
             for j in 0..spec.depths[i] {
                 let b = format!("{t}stages.{i}.blocks.{j}");
                 bl.push(if spec.attention[i] {
-                    Block::load_attention(&plan, w, &b, dim, spec.attn_norm)?
+                    Block::load_attention(&plan, p, &b, dim, spec.attn_norm)?
                 } else {
-                    Block::load_repmixer(&plan, w, get(format!("{b}.token_mixer"))?, &b, dim)?
+                    Block::load_repmixer(&plan, p, get(format!("{b}.token_mixer"))?, &b, dim)?
                 });
             }
             stages.push(Stage { down, pos, blocks: bl, per_image: i < 2 });
         }
         let last = spec.widths[spec.stages() - 1];
-        let head = Head::load(&plan, w, get(format!("{t}final_conv"))?, last, &format!("{t}head"))?;
+        let head = Head::load(&plan, p, get(format!("{t}final_conv"))?, last, &format!("{t}head"))?;
         let mut training_modules = 0;
         let mut reparam_modules = 0;
         for m in mods.iter().filter(|m| m.reparameterizable()) {
@@ -125,28 +133,7 @@ impl FastVit {
                 Form::Reparam => reparam_modules += 1,
             }
         }
-        let tower = FastVit { spec: spec.clone(), embed_dim, stem, stages, head, training_modules, reparam_modules };
-        tower.materialize()?;
-        Ok(tower)
-    }
-
-    /// Evaluates every parameter now, so load cost and errors happen at load, not first use.
-    fn materialize(&self) -> Result<()> {
-        let mut all = self.stem.params();
-        for s in &self.stages {
-            if let Some(d) = &s.down {
-                all.extend(d.params());
-            }
-            if let Some(p) = &s.pos {
-                all.extend(blocks::dw_params(p));
-            }
-            for b in &s.blocks {
-                all.extend(b.params());
-            }
-        }
-        all.extend(self.head.params());
-        mlx_rs::transforms::eval(all)?;
-        Ok(())
+        Ok(FastVit { spec: spec.clone(), embed_dim, stem, stages, head, training_modules, reparam_modules })
     }
 
     pub fn spec(&self) -> &FastVitSpec {

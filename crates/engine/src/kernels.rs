@@ -32,6 +32,19 @@ pub fn isa() -> &'static str {
     mobileclip_kernels::isa()
 }
 
+pub use mobileclip_kernels::Owner;
+
+/// A float32 array over memory MLX did not allocate (the weights cache's mapping), without a
+/// copy; `owner` lives until MLX frees the array. Errs where MLX cannot wrap foreign memory.
+///
+/// # Safety
+/// As [`mobileclip_kernels::external_f32`]: `data` holds the shape's floats, 4-byte aligned,
+/// with 8 readable bytes before it, valid and unmodified while `owner` lives.
+pub unsafe fn external_f32(data: *const f32, shape: &[i32], owner: Owner) -> Result<Array> {
+    // SAFETY: the caller's contract is the callee's.
+    unsafe { mobileclip_kernels::external_f32(data, shape, owner) }.map_err(kerr)
+}
+
 /// `act(y * scale + bias) + residual`: the epilogue of a GEMM or conv in one pass.
 /// `y` [.., C]; `scale` [S, C] (per-sample channel scale, rows / S rows each); `bias` [C].
 pub fn epilogue(y: &Array, scale: Option<&Array>, bias: Option<&Array>, residual: Option<&Array>, act: Act) -> Result<Array> {

@@ -9,9 +9,11 @@ pub mod engine;
 pub mod error;
 pub mod fastvit;
 pub mod kernels;
+pub mod loader;
 pub mod microbench;
 pub mod nn;
 pub mod npy;
+pub mod params;
 pub mod preprocess;
 pub mod random_model;
 pub mod runtime;
@@ -21,6 +23,7 @@ pub mod tokenizer;
 pub mod vision;
 pub mod vit;
 pub mod weights;
+pub mod weights_cache;
 
 pub use engine::{Engine, LoadOptions};
 

@@ -12,6 +12,7 @@ use mlx_rs::Array;
 use crate::config::TextCfg;
 use crate::error::{EngineError, Result};
 use crate::nn::{self, EncoderBlock, Linear, Norm};
+use crate::params::Params;
 use crate::weights::Weights;
 
 /// LayerNorm eps of open_clip's text tower (torch default).
@@ -57,25 +58,33 @@ pub fn expected_keys(cfg: &TextCfg, embed_dim: usize) -> Vec<(String, Vec<usize>
     keys
 }
 
+/// Header-only checks of the text tower's tensors: every expected key with its shape and a
+/// float dtype, and no `text.*` key the config does not explain. No tensor data is read.
+pub fn check_header(weights: &Weights, cfg: &TextCfg, embed_dim: usize) -> Result<()> {
+    let expected = expected_keys(cfg, embed_dim);
+    let names: HashSet<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
+    let mut extra: Vec<String> = weights.keys().into_iter().filter(|k| k.starts_with(PREFIX) && !names.contains(k.as_str())).collect();
+    if !extra.is_empty() {
+        extra.sort();
+        let more = if extra.len() > 3 { format!(" (and {} more)", extra.len() - 3) } else { String::new() };
+        return Err(EngineError::Model(format!(
+            "{}: unexpected text tensor(s) {}{more}: the file does not match open_clip_config.json",
+            weights.path().display(),
+            extra[..extra.len().min(3)].join(", ")
+        )));
+    }
+    for (k, shape) in &expected {
+        weights.check(k, shape)?;
+    }
+    Ok(())
+}
+
 impl TextTower {
-    pub fn load(weights: &Weights, cfg: &TextCfg, embed_dim: usize) -> Result<Self> {
-        let expected = expected_keys(cfg, embed_dim);
-        let names: HashSet<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
-        let mut extra: Vec<String> = weights.keys().into_iter().filter(|k| k.starts_with(PREFIX) && !names.contains(k.as_str())).collect();
-        if !extra.is_empty() {
-            extra.sort();
-            let more = if extra.len() > 3 { format!(" (and {} more)", extra.len() - 3) } else { String::new() };
-            return Err(EngineError::Model(format!(
-                "{}: unexpected text tensor(s) {}{more}: the file does not match open_clip_config.json",
-                weights.path().display(),
-                extra[..extra.len().min(3)].join(", ")
-            )));
-        }
-        // Every key, shape and dtype is checked before any tensor is read.
-        for (k, shape) in &expected {
-            weights.check(k, shape)?;
-        }
-        let a = |k: &str, s: &[usize]| weights.array(k, s);
+    /// The tower from `p` (the model file or the weights cache). Every key, shape and dtype
+    /// is checked before any tensor is read.
+    pub fn load(p: &Params, cfg: &TextCfg, embed_dim: usize) -> Result<Self> {
+        check_header(p.src(), cfg, embed_dim)?;
+        let a = |k: &str, s: &[usize]| p.tensor(k, s);
         let (w, h) = (cfg.width, cfg.mlp_width());
         let mut blocks = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
@@ -95,7 +104,7 @@ impl TextTower {
                 fc2: Linear::from_torch(a(&format!("{p}mlp.c_proj.weight"), &[w, h])?, Some(a(&format!("{p}mlp.c_proj.bias"), &[w])?))?,
             });
         }
-        let tower = TextTower {
+        Ok(TextTower {
             cfg: cfg.clone(),
             embed_dim,
             token_embedding: a("text.token_embedding.weight", &[cfg.vocab_size, w])?,
@@ -103,20 +112,7 @@ impl TextTower {
             blocks,
             ln_final: Norm::layer(a("text.ln_final.weight", &[w])?, a("text.ln_final.bias", &[w])?, LN_EPS),
             projection: a("text.text_projection", &[w, embed_dim])?,
-        };
-        tower.materialize()?;
-        Ok(tower)
-    }
-
-    /// Evaluates every parameter now, so load cost and errors happen at load, not first use.
-    fn materialize(&self) -> Result<()> {
-        let mut all: Vec<&Array> = vec![&self.token_embedding, &self.positional_embedding, &self.projection];
-        for b in &self.blocks {
-            all.extend(b.arrays());
-        }
-        all.extend(self.ln_final.arrays());
-        mlx_rs::transforms::eval(all)?;
-        Ok(())
+        })
     }
 
     pub fn context_length(&self) -> usize {

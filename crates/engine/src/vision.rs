@@ -8,6 +8,7 @@ use crate::config::ModelConfig;
 use crate::error::{EngineError, Result};
 use crate::fastvit::{FastVit, FastVitSpec};
 use crate::nn;
+use crate::params::Params;
 use crate::vit::{Vit, VitSpec};
 use crate::weights::Weights;
 
@@ -22,36 +23,59 @@ pub struct VisionTower {
     embed_dim: usize,
 }
 
+/// Which trunk the config names, checked against what this engine supports.
+enum Spec {
+    FastVit(FastVitSpec),
+    Vit(VitSpec),
+}
+
+fn spec(cfg: &ModelConfig) -> Result<Spec> {
+    let v = cfg.vision();
+    let name = v.timm_model_name.as_deref().unwrap_or_default();
+    let size = cfg.image_preprocess()?.size as usize;
+    let bad = |field: &str, why: String| EngineError::Model(format!("model_cfg.vision_cfg.{field}: {why}"));
+    if let Some(spec) = FastVitSpec::from_timm_name(name) {
+        if v.timm_pool != "avg" {
+            return Err(bad("timm_pool", format!("\"{}\" is not supported for {name} (avg is)", v.timm_pool)));
+        }
+        Ok(Spec::FastVit(spec))
+    } else if let Some(spec) = VitSpec::from_timm_name(name) {
+        if v.timm_pool != "token" {
+            return Err(bad("timm_pool", format!("\"{}\" is not supported for {name} (token is)", v.timm_pool)));
+        }
+        if spec.image_size != size {
+            return Err(bad(
+                "image_size",
+                format!("{size}: {name} has position embeddings for {} x {} only", spec.image_size, spec.image_size),
+            ));
+        }
+        Ok(Spec::Vit(spec))
+    } else {
+        Err(EngineError::Unsupported(format!(
+            "model_cfg.vision_cfg.timm_model_name: \"{name}\" is not supported (fastvit_mci0, fastvit_mci2, \
+             fastvit_mci3, fastvit_mci4, vit_base_mci_224, vit_large_patch14_clip_224 are)"
+        )))
+    }
+}
+
 impl VisionTower {
-    pub fn load(weights: &Weights, cfg: &ModelConfig) -> Result<VisionTower> {
-        let v = cfg.vision();
-        let name = v.timm_model_name.as_deref().unwrap_or_default();
-        let size = cfg.image_preprocess()?.size as usize;
+    /// Header-only checks of the image tower's tensors (no tensor data is read).
+    pub fn check_header(weights: &Weights, cfg: &ModelConfig) -> Result<()> {
         let embed_dim = cfg.model_cfg.embed_dim;
-        let bad = |field: &str, why: String| EngineError::Model(format!("model_cfg.vision_cfg.{field}: {why}"));
-        let trunk = if let Some(spec) = FastVitSpec::from_timm_name(name) {
-            if v.timm_pool != "avg" {
-                return Err(bad("timm_pool", format!("\"{}\" is not supported for {name} (avg is)", v.timm_pool)));
-            }
-            Trunk::FastVit(FastVit::load(weights, &spec, embed_dim)?)
-        } else if let Some(spec) = VitSpec::from_timm_name(name) {
-            if v.timm_pool != "token" {
-                return Err(bad("timm_pool", format!("\"{}\" is not supported for {name} (token is)", v.timm_pool)));
-            }
-            if spec.image_size != size {
-                return Err(bad(
-                    "image_size",
-                    format!("{size}: {name} has position embeddings for {} x {} only", spec.image_size, spec.image_size),
-                ));
-            }
-            Trunk::Vit(Vit::load(weights, &spec, embed_dim)?)
-        } else {
-            return Err(EngineError::Unsupported(format!(
-                "model_cfg.vision_cfg.timm_model_name: \"{name}\" is not supported (fastvit_mci0, fastvit_mci2, \
-                 fastvit_mci3, fastvit_mci4, vit_base_mci_224, vit_large_patch14_clip_224 are)"
-            )));
+        match spec(cfg)? {
+            Spec::FastVit(s) => FastVit::check_header(weights, &s, embed_dim),
+            Spec::Vit(s) => crate::vit::check_header(weights, &s, embed_dim),
+        }
+    }
+
+    /// The tower from `p` (the model file or the weights cache).
+    pub fn load(p: &Params, cfg: &ModelConfig) -> Result<VisionTower> {
+        let embed_dim = cfg.model_cfg.embed_dim;
+        let trunk = match spec(cfg)? {
+            Spec::FastVit(s) => Trunk::FastVit(FastVit::load(p, &s, embed_dim)?),
+            Spec::Vit(s) => Trunk::Vit(Vit::load(p, &s, embed_dim)?),
         };
-        Ok(VisionTower { trunk, image_size: size, embed_dim })
+        Ok(VisionTower { trunk, image_size: cfg.image_preprocess()?.size as usize, embed_dim })
     }
 
     pub fn image_size(&self) -> usize {

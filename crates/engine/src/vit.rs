@@ -21,6 +21,7 @@ use mlx_rs::Array;
 use crate::error::{EngineError, Result};
 use crate::kernels::{self, Act};
 use crate::nn::{EncoderBlock, Linear, Norm};
+use crate::params::Params;
 use crate::weights::Weights;
 
 const PREFIX: &str = "visual.trunk.";
@@ -217,59 +218,79 @@ fn patchify(x: &Array, k: i32) -> Result<Array> {
     Ok(x.reshape(&[n, h / k, k, w / k, k, c])?.transpose_axes(&[0, 1, 3, 2, 4, 5])?.reshape(&[n, h / k, w / k, k * k * c])?)
 }
 
+/// Header-only checks of a ViT tower's tensors (keys, shapes, float dtypes, no stray
+/// `visual.*` key). No tensor data is read.
+pub fn check_header(weights: &Weights, spec: &VitSpec, embed_dim: usize) -> Result<()> {
+    let expected = expected_keys(spec, embed_dim);
+    let mut names: HashSet<String> = expected.iter().map(|(k, _)| k.clone()).collect();
+    if spec.stem == StemKind::MciConvStem {
+        for i in 0..2 {
+            names.insert(format!("{PREFIX}patch_embed.backbone.{i}.bn.num_batches_tracked"));
+        }
+    }
+    let mut extra: Vec<String> = weights.keys().into_iter().filter(|k| k.starts_with("visual.") && !names.contains(k)).collect();
+    if !extra.is_empty() {
+        extra.sort();
+        let more = if extra.len() > 3 { format!(" (and {} more)", extra.len() - 3) } else { String::new() };
+        return Err(EngineError::Model(format!(
+            "{}: unexpected image tensor(s) {}{more}: the file does not match open_clip_config.json ({})",
+            weights.path().display(),
+            extra[..extra.len().min(3)].join(", "),
+            spec.timm_name
+        )));
+    }
+    for (k, shape) in &expected {
+        weights.check(k, shape)?;
+    }
+    Ok(())
+}
+
 impl Vit {
-    pub fn load(weights: &Weights, spec: &VitSpec, embed_dim: usize) -> Result<Vit> {
-        let expected = expected_keys(spec, embed_dim);
-        let mut names: HashSet<String> = expected.iter().map(|(k, _)| k.clone()).collect();
-        if spec.stem == StemKind::MciConvStem {
-            for i in 0..2 {
-                names.insert(format!("{PREFIX}patch_embed.backbone.{i}.bn.num_batches_tracked"));
-            }
-        }
-        let mut extra: Vec<String> = weights.keys().into_iter().filter(|k| k.starts_with("visual.") && !names.contains(k)).collect();
-        if !extra.is_empty() {
-            extra.sort();
-            let more = if extra.len() > 3 { format!(" (and {} more)", extra.len() - 3) } else { String::new() };
-            return Err(EngineError::Model(format!(
-                "{}: unexpected image tensor(s) {}{more}: the file does not match open_clip_config.json ({})",
-                weights.path().display(),
-                extra[..extra.len().min(3)].join(", "),
-                spec.timm_name
-            )));
-        }
-        for (k, shape) in &expected {
-            weights.check(k, shape)?;
-        }
+    /// The tower from `p` (the model file or the weights cache).
+    pub fn load(p: &Params, spec: &VitSpec, embed_dim: usize) -> Result<Vit> {
+        let weights = p.src();
+        check_header(weights, spec, embed_dim)?;
         let key = |k: &str| format!("{PREFIX}{k}");
-        let a = |k: &str, s: &[usize]| weights.array(&key(k), s);
+        let a = |k: &str, s: &[usize]| p.tensor(&key(k), s);
         let v = |k: &str, s: &[usize]| weights.f32_vec(&key(k), s);
         let (w, m) = (spec.width, spec.mlp);
 
         let mut stem = Vec::new();
-        let mut push_conv = |cv: (Vec<f32>, Vec<f32>), k: usize, i: usize, o: usize, has_bias: bool| {
-            stem.push(PatchConv {
-                k: k as i32,
-                w: Array::from_slice(&cv.0, &[(k * k * i) as i32, o as i32]),
-                b: has_bias.then(|| Array::from_slice(&cv.1, &[o as i32])),
-            });
+        // `conv` (reading the file and folding the BatchNorm) runs only when building.
+        let mut push_conv = |conv: &dyn Fn() -> Result<(Vec<f32>, Vec<f32>)>, k: usize, i: usize, o: usize, has_bias: bool| -> Result<()> {
+            let cv = once_cell::unsync::OnceCell::new();
+            let cv = || cv.get_or_try_init(conv);
+            let w = p.one(&[k * k * i, o], || Ok(Array::from_slice(&cv()?.0, &[(k * k * i) as i32, o as i32])))?;
+            let b = if has_bias { Some(p.one(&[o], || Ok(Array::from_slice(&cv()?.1, &[o as i32])))?) } else { None };
+            stem.push(PatchConv { k: k as i32, w, b });
+            Ok(())
         };
         match spec.stem {
             StemKind::MciConvStem => {
                 for (i, cin, cout, k) in [(0usize, 3usize, 192usize, 4usize), (1, 192, 192, 2)] {
-                    let cw = v(&format!("patch_embed.backbone.{i}.conv.weight"), &[cout, cin, k, k])?;
-                    let bn: Vec<Vec<f32>> = ["weight", "bias", "running_mean", "running_var"]
-                        .iter()
-                        .map(|s| v(&format!("patch_embed.backbone.{i}.bn.{s}"), &[cout]))
-                        .collect::<Result<_>>()?;
-                    push_conv(gemm_conv(&cw, cout, cin, k, Some([&bn[0], &bn[1], &bn[2], &bn[3]]), None), k, cin, cout, true);
+                    let conv = || -> Result<(Vec<f32>, Vec<f32>)> {
+                        let cw = v(&format!("patch_embed.backbone.{i}.conv.weight"), &[cout, cin, k, k])?;
+                        let bn: Vec<Vec<f32>> = ["weight", "bias", "running_mean", "running_var"]
+                            .iter()
+                            .map(|s| v(&format!("patch_embed.backbone.{i}.bn.{s}"), &[cout]))
+                            .collect::<Result<_>>()?;
+                        Ok(gemm_conv(&cw, cout, cin, k, Some([&bn[0], &bn[1], &bn[2], &bn[3]]), None))
+                    };
+                    push_conv(&conv, k, cin, cout, true)?;
                 }
-                let cw = v("patch_embed.backbone.2.conv.weight", &[w, 192, 2, 2])?;
-                let cb = v("patch_embed.backbone.2.conv.bias", &[w])?;
-                push_conv(gemm_conv(&cw, w, 192, 2, None, Some(&cb)), 2, 192, w, true);
+                let conv = || -> Result<(Vec<f32>, Vec<f32>)> {
+                    let cw = v("patch_embed.backbone.2.conv.weight", &[w, 192, 2, 2])?;
+                    let cb = v("patch_embed.backbone.2.conv.bias", &[w])?;
+                    Ok(gemm_conv(&cw, w, 192, 2, None, Some(&cb)))
+                };
+                push_conv(&conv, 2, 192, w, true)?;
             }
-            StemKind::Patch(p) => {
-                let cw = v("patch_embed.proj.weight", &[w, 3, p, p])?;
-                push_conv(gemm_conv(&cw, w, 3, p, None, None), p, 3, w, false);
+            StemKind::Patch(ps) => {
+                let conv = || -> Result<(Vec<f32>, Vec<f32>)> {
+                    let cw = v("patch_embed.proj.weight", &[w, 3, ps, ps])?;
+                    Ok(gemm_conv(&cw, w, 3, ps, None, None))
+                };
+                push_conv(&conv, ps, 3, w, false)?;
             }
         }
 
@@ -291,7 +312,7 @@ impl Vit {
                 fc2: lin(&format!("{p}mlp.fc2"), w, m)?,
             });
         }
-        let vit = Vit {
+        Ok(Vit {
             spec: spec.clone(),
             embed_dim,
             stem,
@@ -301,28 +322,7 @@ impl Vit {
             blocks,
             norm: ln("norm")?,
             head: lin("head", embed_dim, w)?,
-        };
-        vit.materialize()?;
-        Ok(vit)
-    }
-
-    /// Evaluates every parameter now, so load cost and errors happen at load, not first use.
-    fn materialize(&self) -> Result<()> {
-        let mut all: Vec<&Array> = vec![&self.cls_token, &self.pos_embed];
-        for s in &self.stem {
-            all.push(&s.w);
-            all.extend(s.b.as_ref());
-        }
-        if let Some(n) = &self.norm_pre {
-            all.extend(n.arrays());
-        }
-        for b in &self.blocks {
-            all.extend(b.arrays());
-        }
-        all.extend(self.norm.arrays());
-        all.extend(self.head.arrays());
-        mlx_rs::transforms::eval(all)?;
-        Ok(())
+        })
     }
 
     pub fn image_size(&self) -> usize {

@@ -2,6 +2,7 @@
 //! config implies before MLX sees it; errors name the file and the key. Never loads pickles.
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -16,7 +17,9 @@ const MAX_TENSOR_ELEMENTS: usize = 1 << 28;
 
 pub struct Weights {
     path: PathBuf,
-    map: Mmap,
+    /// Tensor data is read with pread, not through a mapping: the model file's pages then
+    /// never count in this process's resident set (the weights cache is what is mapped).
+    file: File,
     header_len: usize,
     meta: Metadata,
 }
@@ -24,13 +27,14 @@ pub struct Weights {
 impl Weights {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| EngineError::NotFound(format!("{}: {e}", path.display())))?;
-        // SAFETY: read-only map. The tensors are copied out during load and the map dropped
-        // with `Weights`; a file truncated underneath a load is the one hazard (SIGBUS), the
-        // same as for any mmap-based loader.
+        // SAFETY: read-only map, used only to parse and validate the header (safetensors checks
+        // the offsets against the file length; only the header's pages are read) and dropped
+        // right after; a file truncated during those microseconds is the one hazard (SIGBUS).
         let map = unsafe { Mmap::map(&file) }.map_err(|e| EngineError::Model(format!("{}: {e}", path.display())))?;
         let (header_len, meta) = SafeTensors::read_metadata(&map)
             .map_err(|e| EngineError::Model(format!("{}: not a valid safetensors file: {e}", path.display())))?;
-        Ok(Weights { path: path.to_path_buf(), map, header_len, meta })
+        drop(map);
+        Ok(Weights { path: path.to_path_buf(), file, header_len, meta })
     }
 
     pub fn path(&self) -> &Path {
@@ -70,10 +74,10 @@ impl Weights {
         self.check(key, shape)?;
         let info = self.meta.info(key).ok_or_else(|| self.err(key, "missing".into()))?;
         let (start, end) = info.data_offsets;
-        let data = self
-            .map
-            .get(8 + self.header_len + start..8 + self.header_len + end)
-            .ok_or_else(|| self.err(key, "data lies outside the file".into()))?;
+        let mut data = vec![0u8; end.saturating_sub(start)];
+        self.file
+            .read_exact_at(&mut data, (8 + self.header_len + start) as u64)
+            .map_err(|e| self.err(key, format!("cannot read its data: {e}")))?;
         let v: Vec<f32> = match info.dtype {
             Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
             Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),

@@ -70,6 +70,16 @@ extern "C" {
         err: *mut c_char,
         errlen: usize,
     ) -> c_int;
+    fn mck_external_f32(
+        res: *mut mlx_array,
+        data: *const f32,
+        shape: *const c_int,
+        ndim: c_int,
+        owner: *mut std::ffi::c_void,
+        release: unsafe extern "C" fn(*mut std::ffi::c_void),
+        err: *mut c_char,
+        errlen: usize,
+    ) -> c_int;
     fn mck_set_threads(n: c_int);
     fn mck_threads() -> c_int;
     fn mck_isa() -> *const c_char;
@@ -137,6 +147,38 @@ pub fn conv_small(x: &Array, w: &Array, bias: Option<&Array>, stride: usize, act
     let stride = c_int::try_from(stride).map_err(|_| KernelError(format!("conv: stride {stride} too large")))?;
     // SAFETY: as in `epilogue`.
     call(|r, e, n| unsafe { mck_conv_small(r, x.as_ptr(), w.as_ptr(), opt(bias), stride, act as c_int, e, n) })
+}
+
+/// Whatever keeps the memory behind an external array alive (the weights cache's mapping).
+pub type Owner = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
+unsafe extern "C" fn release_owner(p: *mut std::ffi::c_void) {
+    // SAFETY: `p` is the Box<Owner> leaked in `external_f32`; the C side calls this exactly
+    // once, when MLX frees the array's buffer.
+    drop(unsafe { Box::from_raw(p.cast::<Owner>()) });
+}
+
+/// A float32 array of `shape` over `data` WITHOUT copying it; `owner` is kept alive until MLX
+/// frees the array. Errors where this MLX build cannot wrap foreign memory (Metal; a CPU
+/// allocator laid out differently): the caller copies instead.
+///
+/// # Safety
+/// `data` must point to `shape`'s product of floats, 4-byte aligned, preceded by 8 readable
+/// bytes, all kept valid and unmodified for as long as `owner` lives. MLX never writes to it
+/// (an array the engine holds is never donated to an op's output).
+pub unsafe fn external_f32(data: *const f32, shape: &[i32], owner: Owner) -> Result<Array> {
+    let ndim = c_int::try_from(shape.len()).map_err(|_| KernelError("external array: too many axes".into()))?;
+    let boxed = Box::into_raw(Box::new(owner)).cast::<std::ffi::c_void>();
+    let r = call(|r, e, n| {
+        // SAFETY: the caller's contract covers `data`; `shape` is borrowed for the call; `boxed`
+        // is released by the C side only on success (below otherwise).
+        unsafe { mck_external_f32(r, data, shape.as_ptr(), ndim, boxed, release_owner, e, n) }
+    });
+    if r.is_err() {
+        // SAFETY: on failure the C side did not take `boxed` (see external.cpp).
+        drop(unsafe { Box::from_raw(boxed.cast::<Owner>()) });
+    }
+    r
 }
 
 /// Threads the kernels use (the calling MLX stream thread included). Threads start on the

@@ -17,11 +17,15 @@ use crate::conv;
 use crate::error::{EngineError, Result};
 use crate::kernels::{self, Act};
 use crate::nn::{self, Linear, Norm};
-use crate::weights::Weights;
+use crate::params::Params;
 
 fn arr(v: &[f32], shape: &[usize]) -> Array {
     Array::from_slice(v, &shape.iter().map(|&d| d as i32).collect::<Vec<_>>())
 }
+
+/// A value computed at most once, on first use: a reparameterized kernel feeds two arrays
+/// (weight and bias) and is computed only when building (never when loading from the cache).
+type Memo<T> = once_cell::unsync::OnceCell<T>;
 
 fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
@@ -39,12 +43,37 @@ pub struct Dw {
 }
 
 impl Dw {
+    /// From a computed kernel (tests).
     pub fn new(kern: &ConvKernel, cin: usize, stride: usize) -> Result<Dw> {
         if kern.cin_g != 1 || cin == 0 || !kern.out.is_multiple_of(cin) {
             return Err(bad(format!("kernel {}x{} is not depthwise over {cin} channels", kern.out, kern.cin_g)));
         }
         let w = conv::depthwise_taps(&kern.w_f32(), cin, kern.out / cin, kern.k)?;
         Ok(Dw { w, b: arr(&kern.b_f32(), &[kern.out]), stride })
+    }
+
+    /// A depthwise conv of `out` channels over `cin`, k x k, whose kernel `make` computes
+    /// (called at most once, and only when building).
+    pub fn load(
+        p: &Params,
+        (out, cin_g, k): (usize, usize, usize),
+        cin: usize,
+        stride: usize,
+        make: impl Fn() -> Result<ConvKernel>,
+    ) -> Result<Dw> {
+        if cin_g != 1 || cin == 0 || !out.is_multiple_of(cin) {
+            return Err(bad(format!("kernel {out}x{cin_g} is not depthwise over {cin} channels")));
+        }
+        let memo = Memo::new();
+        let kern = || memo.get_or_try_init(&make);
+        let w = p.one(&[k, k, cin, out / cin], || conv::depthwise_taps(&kern()?.w_f32(), cin, out / cin, k))?;
+        let b = p.one(&[out], || Ok(arr(&kern()?.b_f32(), &[out])))?;
+        Ok(Dw { w, b, stride })
+    }
+
+    /// The depthwise conv of a reparameterizable module.
+    pub fn module(p: &Params, plan: &Plan, m: &Module, cin: usize, stride: usize) -> Result<Dw> {
+        Dw::load(p, m.kernel_shape()?, cin, stride, || plan.kernel(p.src(), m))
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
@@ -60,12 +89,18 @@ impl Dw {
     }
 }
 
-/// A 1x1 full conv as a Linear (from a [out, in, 1, 1] kernel).
-pub fn pointwise(kern: &ConvKernel) -> Result<Linear> {
-    if kern.k != 1 {
-        return Err(bad(format!("expected a 1x1 kernel, got {0}x{0}", kern.k)));
+/// The 1x1 full conv of a reparameterizable module as a Linear.
+pub fn pointwise(p: &Params, plan: &Plan, m: &Module) -> Result<Linear> {
+    let (out, cin, k) = m.kernel_shape()?;
+    if k != 1 {
+        return Err(bad(format!("expected a 1x1 kernel, got {k}x{k}")));
     }
-    Linear::from_torch(arr(&kern.w_f32(), &[kern.out, kern.cin_g]), Some(arr(&kern.b_f32(), &[kern.out])))
+    let kern = Memo::new();
+    let kern = || kern.get_or_try_init(|| plan.kernel(p.src(), m));
+    Linear::from_torch(
+        p.one(&[out, cin], || Ok(arr(&kern()?.w_f32(), &[out, cin])))?,
+        Some(p.one(&[out], || Ok(arr(&kern()?.b_f32(), &[out])))?),
+    )
 }
 
 /// Dense k x k conv (stem.0, 3 input channels) as a direct conv kernel.
@@ -76,11 +111,15 @@ pub struct Dense {
 }
 
 impl Dense {
-    pub fn new(kern: &ConvKernel, stride: usize) -> Result<Dense> {
+    /// The dense conv of a reparameterizable module.
+    pub fn module(p: &Params, plan: &Plan, m: &Module, stride: usize) -> Result<Dense> {
+        let (o, c, k) = m.kernel_shape()?;
+        let kern = Memo::new();
+        let kern = || kern.get_or_try_init(|| plan.kernel(p.src(), m));
         // [k*k*C, O] in (tap, c) order is [k, k, C, O]
-        let w = conv::dense_im2col(&kern.w_f32(), kern.out, kern.cin_g, kern.k)?;
-        let (k, c, o) = (kern.k as i32, kern.cin_g as i32, kern.out as i32);
-        Ok(Dense { w: w.reshape(&[k, k, c, o])?, b: arr(&kern.b_f32(), &[kern.out]), stride })
+        let w = p.one(&[k * k * c, o], || conv::dense_im2col(&kern()?.w_f32(), o, c, k))?;
+        let b = p.one(&[o], || Ok(arr(&kern()?.b_f32(), &[o])))?;
+        Ok(Dense { w: w.reshape(&[k as i32, k as i32, c as i32, o as i32])?, b, stride })
     }
 
     pub fn forward(&self, x: &Array, act: Act) -> Result<Array> {
@@ -95,11 +134,15 @@ pub struct Se {
 }
 
 impl Se {
-    pub fn load(plan: &Plan, w: &Weights, p: &str) -> Result<Se> {
+    pub fn load(plan: &Plan, ps: &Params, p: &str) -> Result<Se> {
+        let w = ps.src();
         let lin = |name: &str| -> Result<Linear> {
             let key = format!("{p}.{name}.weight");
             let s = plan.shape(&key)?.to_vec();
-            Linear::from_torch(arr(&plan.vec(w, &key)?, &s[..2]), Some(arr(&plan.vec(w, &format!("{p}.{name}.bias"))?, &s[..1])))
+            Linear::from_torch(
+                ps.one(&s[..2], || Ok(arr(&plan.vec(w, &key)?, &s[..2])))?,
+                Some(ps.one(&s[..1], || Ok(arr(&plan.vec(w, &format!("{p}.{name}.bias"))?, &s[..1])))?),
+            )
         };
         Ok(Se { fc1: lin("fc1")?, fc2: lin("fc2")? })
     }
@@ -126,19 +169,30 @@ impl Se {
 
 /// Reads `key` (shape [rows, cols, 1, 1] or [rows, cols]) and returns it as f64 rows with its
 /// bias, each row o scaled by `gamma[o]` when given.
-fn scaled_linear(plan: &Plan, w: &Weights, wkey: &str, bkey: &str, gamma: Option<&[f32]>) -> Result<Linear> {
+fn scaled_linear(plan: &Plan, p: &Params, wkey: &str, bkey: &str, gamma_key: Option<&str>) -> Result<Linear> {
     let s = plan.shape(wkey)?.to_vec();
     let (rows, cols) = (s[0], s[1]);
-    let mut wv = plan.vec(w, wkey)?;
-    let mut bv = plan.vec(w, bkey)?;
-    if let Some(g) = gamma {
-        for o in 0..rows {
-            let go = g[o] as f64;
-            wv[o * cols..(o + 1) * cols].iter_mut().for_each(|v| *v = (*v as f64 * go) as f32);
-            bv[o] = (bv[o] as f64 * go) as f32;
-        }
-    }
-    Linear::from_torch(arr(&wv, &[rows, cols]), Some(arr(&bv, &[rows])))
+    let w = p.src();
+    let scaled = Memo::new();
+    let scaled = || {
+        scaled.get_or_try_init(|| -> Result<(Vec<f32>, Vec<f32>)> {
+            let mut wv = plan.vec(w, wkey)?;
+            let mut bv = plan.vec(w, bkey)?;
+            if let Some(gk) = gamma_key {
+                let g = plan.vec(w, gk)?;
+                for o in 0..rows {
+                    let go = g[o] as f64;
+                    wv[o * cols..(o + 1) * cols].iter_mut().for_each(|v| *v = (*v as f64 * go) as f32);
+                    bv[o] = (bv[o] as f64 * go) as f32;
+                }
+            }
+            Ok((wv, bv))
+        })
+    };
+    Linear::from_torch(
+        p.one(&[rows, cols], || Ok(arr(&scaled()?.0, &[rows, cols])))?,
+        Some(p.one(&[rows], || Ok(arr(&scaled()?.1, &[rows])))?),
+    )
 }
 
 /// ConvMlp with its BN folded into the 7x7 conv and the block's layer scale into fc2.
@@ -151,17 +205,19 @@ pub struct Mlp {
 
 impl Mlp {
     /// `b`: the block prefix; `gamma_key`: the layer scale that multiplies this branch.
-    pub fn load(plan: &Plan, w: &Weights, b: &str, dim: usize, gamma_key: &str) -> Result<Mlp> {
+    pub fn load(plan: &Plan, p: &Params, b: &str, dim: usize, gamma_key: &str) -> Result<Mlp> {
+        let w = p.src();
         let ck = format!("{b}.mlp.conv.conv.weight");
         let s = plan.shape(&ck)?.to_vec();
-        let kern = ConvKernel::conv_bn(&plan.vec(w, &ck)?, &plan.bn(w, &format!("{b}.mlp.conv.bn"))?, 1, s[2])?;
-        let gamma = plan.vec(w, gamma_key)?;
+        let conv = Dw::load(p, (s[0], s[1], s[2]), dim, 1, || {
+            ConvKernel::conv_bn(&plan.vec(w, &ck)?, &plan.bn(w, &format!("{b}.mlp.conv.bn"))?, 1, s[2])
+        })?;
         let hidden = plan.shape(&format!("{b}.mlp.fc1.weight"))?[0];
         Ok(Mlp {
             hidden,
-            conv: Dw::new(&kern, dim, 1)?,
-            fc1: scaled_linear(plan, w, &format!("{b}.mlp.fc1.weight"), &format!("{b}.mlp.fc1.bias"), None)?,
-            fc2: scaled_linear(plan, w, &format!("{b}.mlp.fc2.weight"), &format!("{b}.mlp.fc2.bias"), Some(&gamma))?,
+            conv,
+            fc1: scaled_linear(plan, p, &format!("{b}.mlp.fc1.weight"), &format!("{b}.mlp.fc1.bias"), None)?,
+            fc2: scaled_linear(plan, p, &format!("{b}.mlp.fc2.weight"), &format!("{b}.mlp.fc2.bias"), Some(gamma_key))?,
         })
     }
 
@@ -195,48 +251,58 @@ pub enum Block {
 }
 
 impl Block {
-    pub fn load_repmixer(plan: &Plan, w: &Weights, mixer: &Module, b: &str, dim: usize) -> Result<Block> {
+    pub fn load_repmixer(plan: &Plan, p: &Params, mixer: &Module, b: &str, dim: usize) -> Result<Block> {
         Ok(Block::RepMixer {
-            mixer: Dw::new(&plan.kernel(w, mixer)?, dim, 1)?,
-            mlp: Mlp::load(plan, w, b, dim, &format!("{b}.layer_scale.gamma"))?,
+            mixer: Dw::module(p, plan, mixer, dim, 1)?,
+            mlp: Mlp::load(plan, p, b, dim, &format!("{b}.layer_scale.gamma"))?,
         })
     }
 
-    pub fn load_attention(plan: &Plan, w: &Weights, b: &str, dim: usize, norm: AttnNorm) -> Result<Block> {
+    pub fn load_attention(plan: &Plan, p: &Params, b: &str, dim: usize, norm: AttnNorm) -> Result<Block> {
         if !dim.is_multiple_of(HEAD_DIM) {
             return Err(bad(format!("{b}: width {dim} is not a multiple of the head dim {HEAD_DIM}")));
         }
-        let qkv_w = plan.vec(w, &format!("{b}.token_mixer.qkv.weight"))?;
+        let w = p.src();
+        let qkv_key = format!("{b}.token_mixer.qkv.weight");
         let (qkv, ln) = match norm {
             AttnNorm::BatchNorm => {
-                let (s, t) = plan.bn(w, &format!("{b}.norm"))?.scale_shift();
-                let mut wf = vec![0f32; 3 * dim * dim];
-                let mut bias = vec![0f64; 3 * dim];
-                for o in 0..3 * dim {
-                    for c in 0..dim {
-                        let v = qkv_w[o * dim + c] as f64;
-                        wf[o * dim + c] = (v * s[c]) as f32;
-                        bias[o] += v * t[c];
-                    }
-                }
-                (Linear::from_torch(arr(&wf, &[3 * dim, dim]), Some(arr(&f32s(&bias), &[3 * dim])))?, None)
+                let folded = Memo::new();
+                let folded = || {
+                    folded.get_or_try_init(|| -> Result<(Vec<f32>, Vec<f32>)> {
+                        let qkv_w = plan.vec(w, &qkv_key)?;
+                        let (s, t) = plan.bn(w, &format!("{b}.norm"))?.scale_shift();
+                        let mut wf = vec![0f32; 3 * dim * dim];
+                        let mut bias = vec![0f64; 3 * dim];
+                        for o in 0..3 * dim {
+                            for c in 0..dim {
+                                let v = qkv_w[o * dim + c] as f64;
+                                wf[o * dim + c] = (v * s[c]) as f32;
+                                bias[o] += v * t[c];
+                            }
+                        }
+                        Ok((wf, f32s(&bias)))
+                    })
+                };
+                let qw = p.one(&[3 * dim, dim], || Ok(arr(&folded()?.0, &[3 * dim, dim])))?;
+                let qb = p.one(&[3 * dim], || Ok(arr(&folded()?.1, &[3 * dim])))?;
+                (Linear::from_torch(qw, Some(qb))?, None)
             }
             AttnNorm::LayerNorm => (
-                Linear::from_torch(arr(&qkv_w, &[3 * dim, dim]), None)?,
+                Linear::from_torch(p.one(&[3 * dim, dim], || Ok(arr(&plan.vec(w, &qkv_key)?, &[3 * dim, dim])))?, None)?,
                 Some(Norm::layer(
-                    arr(&plan.vec(w, &format!("{b}.norm.weight"))?, &[dim]),
-                    arr(&plan.vec(w, &format!("{b}.norm.bias"))?, &[dim]),
+                    p.one(&[dim], || Ok(arr(&plan.vec(w, &format!("{b}.norm.weight"))?, &[dim])))?,
+                    p.one(&[dim], || Ok(arr(&plan.vec(w, &format!("{b}.norm.bias"))?, &[dim])))?,
                     NORM_EPS,
                 )),
             ),
         };
-        let g1 = plan.vec(w, &format!("{b}.layer_scale_1.gamma"))?;
+        let g1 = format!("{b}.layer_scale_1.gamma");
         Ok(Block::Attention {
             ln,
             qkv,
-            proj: scaled_linear(plan, w, &format!("{b}.token_mixer.proj.weight"), &format!("{b}.token_mixer.proj.bias"), Some(&g1))?,
+            proj: scaled_linear(plan, p, &format!("{b}.token_mixer.proj.weight"), &format!("{b}.token_mixer.proj.bias"), Some(&g1))?,
             heads: (dim / HEAD_DIM) as i32,
-            mlp: Mlp::load(plan, w, b, dim, &format!("{b}.layer_scale_2.gamma"))?,
+            mlp: Mlp::load(plan, p, b, dim, &format!("{b}.layer_scale_2.gamma"))?,
         })
     }
 
@@ -288,11 +354,11 @@ pub struct Downsample {
 }
 
 impl Downsample {
-    pub fn load(plan: &Plan, w: &Weights, lk: &Module, pw: &Module, cin: usize, has_se: bool) -> Result<Downsample> {
+    pub fn load(plan: &Plan, p: &Params, lk: &Module, pw: &Module, cin: usize, has_se: bool) -> Result<Downsample> {
         Ok(Downsample {
-            lk: Dw::new(&plan.kernel(w, lk)?, cin, 2)?,
-            se: if has_se { Some(Se::load(plan, w, &format!("{}.se", lk.prefix))?) } else { None },
-            pw: pointwise(&plan.kernel(w, pw)?)?,
+            lk: Dw::module(p, plan, lk, cin, 2)?,
+            se: if has_se { Some(Se::load(plan, p, &format!("{}.se", lk.prefix))?) } else { None },
+            pw: pointwise(p, plan, pw)?,
         })
     }
 
@@ -322,12 +388,8 @@ pub struct Stem {
 }
 
 impl Stem {
-    pub fn load(plan: &Plan, w: &Weights, m: [&Module; 3], c0: usize) -> Result<Stem> {
-        Ok(Stem {
-            c0: Dense::new(&plan.kernel(w, m[0])?, 2)?,
-            c1: Dw::new(&plan.kernel(w, m[1])?, c0, 2)?,
-            c2: pointwise(&plan.kernel(w, m[2])?)?,
-        })
+    pub fn load(plan: &Plan, p: &Params, m: [&Module; 3], c0: usize) -> Result<Stem> {
+        Ok(Stem { c0: Dense::module(p, plan, m[0], 2)?, c1: Dw::module(p, plan, m[1], c0, 2)?, c2: pointwise(p, plan, m[2])? })
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
@@ -351,11 +413,11 @@ pub struct Head {
 }
 
 impl Head {
-    pub fn load(plan: &Plan, w: &Weights, final_conv: &Module, cin: usize, head_prefix: &str) -> Result<Head> {
+    pub fn load(plan: &Plan, p: &Params, final_conv: &Module, cin: usize, head_prefix: &str) -> Result<Head> {
         Ok(Head {
-            conv: Dw::new(&plan.kernel(w, final_conv)?, cin, 1)?,
-            se: Se::load(plan, w, &format!("{}.se", final_conv.prefix))?,
-            fc: scaled_linear(plan, w, &format!("{head_prefix}.fc.weight"), &format!("{head_prefix}.fc.bias"), None)?,
+            conv: Dw::module(p, plan, final_conv, cin, 1)?,
+            se: Se::load(plan, p, &format!("{}.se", final_conv.prefix))?,
+            fc: scaled_linear(plan, p, &format!("{head_prefix}.fc.weight"), &format!("{head_prefix}.fc.bias"), None)?,
         })
     }
 
@@ -382,8 +444,8 @@ fn pointwise_gelu(y: &Array, pw: &Linear) -> Result<Array> {
 }
 
 /// Depthwise conv of a reparameterizable module (RepCPE, RepMixer) as a standalone layer.
-pub fn dw_module(plan: &Plan, w: &Weights, m: &Module, cin: usize, stride: usize) -> Result<Dw> {
-    Dw::new(&plan.kernel(w, m)?, cin, stride)
+pub fn dw_module(plan: &Plan, p: &Params, m: &Module, cin: usize, stride: usize) -> Result<Dw> {
+    Dw::module(p, plan, m, cin, stride)
 }
 
 pub fn dw_params(d: &Dw) -> Vec<&Array> {

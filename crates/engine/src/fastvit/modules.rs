@@ -71,6 +71,16 @@ impl Module {
         Module { prefix, kind }
     }
 
+    /// (out, in / groups, k) of the one conv a reparameterizable module becomes: the shape of
+    /// its `reparam_conv.weight`.
+    pub fn kernel_shape(&self) -> Result<(usize, usize, usize)> {
+        let want = format!("{}.reparam_conv.weight", self.prefix);
+        match self.keys(Form::Reparam).into_iter().find(|(k, _)| *k == want) {
+            Some((_, s)) if s.len() == 4 => Ok((s[0], s[1], s[2])),
+            _ => Err(internal(&want)),
+        }
+    }
+
     pub fn reparameterizable(&self) -> bool {
         !matches!(self.kind, Kind::Plain(_))
     }

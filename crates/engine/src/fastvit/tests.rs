@@ -14,6 +14,7 @@ use super::modules::{Form, Key, Kind, Module, Plan};
 use super::*;
 use crate::conv;
 use crate::nn;
+use crate::params::Params;
 use crate::random_model::{uniform, write_safetensors, InitRow};
 
 const TOL: f32 = 1e-5;
@@ -204,14 +205,14 @@ fn mobileone_blocks_match_training_form() {
         let mut got = if depthwise {
             Dw::new(&kern, cin, stride).unwrap().forward(&x).unwrap()
         } else if k == 1 {
-            conv::pointwise(&x, &blocks::pointwise(&kern).unwrap()).unwrap()
+            conv::pointwise(&x, &blocks::pointwise(&Params::build(&cx.w), &plan, &m).unwrap()).unwrap()
         } else {
-            blocks::Dense::new(&kern, stride).unwrap().forward(&x, crate::kernels::Act::None).unwrap()
+            blocks::Dense::module(&Params::build(&cx.w), &plan, &m, stride).unwrap().forward(&x, crate::kernels::Act::None).unwrap()
         };
         let mut want = cx.mobileone(&x, &m);
         if se.is_some() {
             let p = format!("{}.se", m.prefix);
-            got = Se::load(&plan, &cx.w, &p).unwrap().forward_act(&got, crate::kernels::Act::None).unwrap();
+            got = Se::load(&plan, &Params::build(&cx.w), &p).unwrap().forward_act(&got, crate::kernels::Act::None).unwrap();
             want = cx.se(&want, &p);
         }
         let (got, want) = (nn::gelu(&got).unwrap(), gelu_exact(&want));
@@ -234,7 +235,7 @@ fn downsample_matches_training_form() {
         let mods = [lk.clone(), pw.clone()];
         let cx = ctx(&format!("down{i}"), &mods);
         let plan = Plan::new(&cx.w, &mods).unwrap();
-        let d = Downsample::load(&plan, &cx.w, &lk, &pw, cin, se.is_some()).unwrap();
+        let d = Downsample::load(&plan, &Params::build(&cx.w), &lk, &pw, cin, se.is_some()).unwrap();
         for (j, (h, w)) in [(16, 16), (13, 10)].into_iter().enumerate() {
             let x = input(&[2, h, w, cin], 60 + j as u64);
             let got = d.forward(&x).unwrap();
@@ -266,7 +267,7 @@ fn repmixer_block_matches_training_form() {
     let mods = [mixer.clone(), plain("stages.0.blocks.0", rest)];
     let cx = ctx("repmixer", &mods);
     let plan = Plan::new(&cx.w, &mods).unwrap();
-    let blk = Block::load_repmixer(&plan, &cx.w, &mixer, b, dim).unwrap();
+    let blk = Block::load_repmixer(&plan, &Params::build(&cx.w), &mixer, b, dim).unwrap();
     let x = input(&[2, 9, 8, dim], 70);
     let got = blk.forward(&x).unwrap();
     let t = &mixer.prefix;
@@ -290,7 +291,7 @@ fn rep_cpe_matches_training_form() {
     let m = Module { prefix: "visual.trunk.stages.3.pos_emb".into(), kind: Kind::RepCpe { dim } };
     let cx = ctx("cpe", std::slice::from_ref(&m));
     let plan = Plan::new(&cx.w, std::slice::from_ref(&m)).unwrap();
-    let dw = blocks::dw_module(&plan, &cx.w, &m, dim, 1).unwrap();
+    let dw = blocks::dw_module(&plan, &Params::build(&cx.w), &m, dim, 1).unwrap();
     for (i, (h, w)) in [(8, 8), (5, 9)].into_iter().enumerate() {
         let x = input(&[2, h, w, dim], 80 + i as u64);
         let want = x.add(cx.conv_bias(&x, &format!("{}.pos_enc", m.prefix), dim as i32)).unwrap();
@@ -320,7 +321,7 @@ fn attention_blocks_match_training_form() {
         let mods = [plain("stages.3.blocks.0", keys)];
         let cx = ctx(&format!("attn{norm:?}"), &mods);
         let plan = Plan::new(&cx.w, &mods).unwrap();
-        let blk = Block::load_attention(&plan, &cx.w, b, dim, norm).unwrap();
+        let blk = Block::load_attention(&plan, &Params::build(&cx.w), b, dim, norm).unwrap();
         let (n, h, w) = (2, 5, 4);
         let x = input(&[n, h, w, dim], 90);
         let got = blk.forward(&x).unwrap();
@@ -366,7 +367,7 @@ fn head_matches_training_form() {
     let mods = [fc.clone(), head];
     let cx = ctx("head", &mods);
     let plan = Plan::new(&cx.w, &mods).unwrap();
-    let h = Head::load(&plan, &cx.w, &fc, 32, "visual.trunk.head").unwrap();
+    let h = Head::load(&plan, &Params::build(&cx.w), &fc, 32, "visual.trunk.head").unwrap();
     let x = input(&[3, 4, 4, 32], 95);
     let y = gelu_exact(&cx.se(&cx.mobileone(&x, &fc), "visual.trunk.final_conv.se"));
     let want = y
@@ -466,7 +467,7 @@ fn training_reparam_and_mixed_forms_agree() {
     let spec = tiny_spec();
     let mods = modules::modules(&spec, 24);
     let cx = ctx("tower", &mods);
-    let tower = FastVit::load(&cx.w, &spec, 24).unwrap();
+    let tower = FastVit::load(&Params::build(&cx.w), &spec, 24).unwrap();
     assert_eq!(tower.reparam_counts(), (mods.iter().filter(|m| m.reparameterizable()).count(), 0));
     let x = input(&[2, 32, 32, 3], 99);
     let want = tower.forward(&x).unwrap();
@@ -497,7 +498,7 @@ fn training_reparam_and_mixed_forms_agree() {
         let path = tmp(&format!("tower-{name}"));
         write_tensors(&path, &tensors, &ints);
         let w2 = Weights::open(&path).unwrap();
-        let t2 = FastVit::load(&w2, &spec, 24).unwrap();
+        let t2 = FastVit::load(&Params::build(&w2), &spec, 24).unwrap();
         assert_eq!(t2.reparam_counts().1, n_rep, "{name}");
         let d = max_diff(&t2.forward(&x).unwrap(), &want);
         std::fs::remove_file(&path).ok();
@@ -547,16 +548,16 @@ fn load_and_input_errors() {
         let path = tmp(&format!("err-{name}"));
         write_tensors(&path, &tensors, &[]);
         let w = Weights::open(&path).unwrap();
-        let err = FastVit::load(&w, &spec, 24).err().map(|e| (matches!(e, EngineError::Model(_)), e.to_string()));
+        let err = FastVit::load(&Params::build(&w), &spec, 24).err().map(|e| (matches!(e, EngineError::Model(_)), e.to_string()));
         std::fs::remove_file(&path).ok();
         let (is_model, msg) = err.unwrap_or_else(|| panic!("{name}: loaded"));
         assert!(is_model && msg.contains(key), "{name}: {msg}");
     }
     // wrong embed dim is a shape error on head.fc
-    let e = FastVit::load(&cx.w, &spec, 25).err().unwrap().to_string();
+    let e = FastVit::load(&Params::build(&cx.w), &spec, 25).err().unwrap().to_string();
     assert!(e.contains("head.fc.weight"), "{e}");
 
-    let tower = FastVit::load(&cx.w, &spec, 24).unwrap();
+    let tower = FastVit::load(&Params::build(&cx.w), &spec, 24).unwrap();
     for bad in [input(&[2, 8, 8, 4], 1), input(&[8, 8, 3], 1)] {
         assert!(matches!(tower.forward(&bad), Err(EngineError::InvalidInput(_))));
     }

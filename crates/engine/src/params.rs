@@ -1,0 +1,115 @@
+//! Where a tower's loader gets its arrays: the one place that knows whether they are being
+//! made from the model file or mapped from the weights cache.
+//!
+//! A loader asks for every array it keeps through [`Params::one`] (or [`Params::tensor`] for
+//! a file tensor used as it is), stating the shape and how to make it. Building, `make` runs
+//! (reading the model file, reparameterizing) and the array is recorded; the recorded list,
+//! in call order, is what the cache file holds. From the cache, `make` never runs: the next
+//! cached array is returned, mapped without a copy. The order is the loader's own code path,
+//! which depends only on the config and the file's header, both the same on either side; the
+//! stated shape is checked against the cached one, so a cache from another layout fails
+//! loudly (and is rebuilt) instead of feeding a tensor to the wrong place.
+
+use std::cell::{Cell, RefCell};
+
+use mlx_rs::Array;
+
+use crate::error::{EngineError, Result};
+use crate::weights::Weights;
+use crate::weights_cache::CacheFile;
+
+enum Mode<'a> {
+    Build(RefCell<Vec<Array>>),
+    Cached { file: &'a CacheFile, next: Cell<usize>, copied: Cell<usize> },
+}
+
+pub struct Params<'a> {
+    src: &'a Weights,
+    mode: Mode<'a>,
+}
+
+fn dims(shape: &[usize]) -> Vec<i32> {
+    shape.iter().map(|&d| d as i32).collect()
+}
+
+impl<'a> Params<'a> {
+    /// Arrays made from `src` (and recorded).
+    pub fn build(src: &'a Weights) -> Self {
+        Params { src, mode: Mode::Build(RefCell::new(Vec::new())) }
+    }
+
+    /// Arrays taken, in order, from a verified cache file made from `src`.
+    pub fn cached(src: &'a Weights, file: &'a CacheFile) -> Self {
+        Params { src, mode: Mode::Cached { file, next: Cell::new(0), copied: Cell::new(0) } }
+    }
+
+    /// The model file: its header (keys, shapes) is read in both modes; tensor data only
+    /// inside `make` closures.
+    pub fn src(&self) -> &'a Weights {
+        self.src
+    }
+
+    /// One array the tower keeps, of `shape`.
+    pub fn one(&self, shape: &[usize], make: impl FnOnce() -> Result<Array>) -> Result<Array> {
+        match &self.mode {
+            Mode::Build(rec) => {
+                let a = make()?;
+                if a.shape() != dims(shape).as_slice() {
+                    return Err(EngineError::Model(format!("internal: loader made {:?} where it declared {shape:?}", a.shape())));
+                }
+                rec.borrow_mut().push(a.clone());
+                Ok(a)
+            }
+            Mode::Cached { file, next, copied } => {
+                let i = next.get();
+                next.set(i + 1);
+                match file.shape(i) {
+                    Some(s) if s == shape => {}
+                    got => {
+                        return Err(EngineError::Model(format!(
+                            "weights cache {}: tensor {i} is {got:?}, the loader expects {shape:?}",
+                            file.path().display()
+                        )))
+                    }
+                }
+                let (a, zero_copy) = file.array(i)?;
+                if !zero_copy {
+                    copied.set(copied.get() + 1);
+                }
+                Ok(a)
+            }
+        }
+    }
+
+    /// A tensor of the model file used as it is.
+    pub fn tensor(&self, key: &str, shape: &[usize]) -> Result<Array> {
+        self.one(shape, || self.src.array(key, shape))
+    }
+
+    /// Ends a build: the recorded arrays, in the order the loader asked for them.
+    pub fn finish_built(self) -> Result<Vec<Array>> {
+        match self.mode {
+            Mode::Build(rec) => Ok(rec.into_inner()),
+            Mode::Cached { .. } => Err(EngineError::Model("internal: finish_built on a cached load".into())),
+        }
+    }
+
+    /// Ends a load from the cache: checks that the loader took exactly the file's tensors;
+    /// returns how many arrays had to be copied (0 where MLX wraps the mapping).
+    pub fn finish_cached(self) -> Result<usize> {
+        match self.mode {
+            Mode::Cached { file, next, copied } => {
+                if next.get() != file.len() {
+                    return Err(EngineError::Model(format!(
+                        "weights cache {}: holds {} tensors, the loader took {}",
+                        file.path().display(),
+                        file.len(),
+                        next.get()
+                    )));
+                }
+                Ok(copied.get())
+            }
+            Mode::Build(_) => Err(EngineError::Model("internal: finish_cached on a build".into())),
+        }
+    }
+}
