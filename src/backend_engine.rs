@@ -41,12 +41,15 @@ fn apply_threads() {
 
 pub struct Loaded {
     pub path: PathBuf,
+    pub cache_dir: Option<PathBuf>,
     pub load_ms: f64,
     pub engine: Engine,
     /// Recent clip_embed_text results of this model. Why: the function is STABLE (it depends on
     /// mobileclip.model_path), so in `ORDER BY emb <=> clip_embed_text('query')` Postgres
     /// evaluates it once per row; the cache turns the repeats into a hash lookup.
     text_cache: RefCell<HashMap<String, Rc<Vec<f32>>>>,
+    /// Towers whose cache trouble was already reported in this session (one WARNING each).
+    warned: RefCell<Vec<&'static str>>,
 }
 
 /// Entries kept in the text cache before it is cleared.
@@ -88,16 +91,27 @@ pub fn engine() -> Result<Rc<Loaded>, EngineError> {
         )
     })?;
     let path = PathBuf::from(path);
+    let cache_dir = guc::cache_dir();
     if let Some(current) = ENGINE.with(|e| e.borrow().clone()) {
-        if current.path == path {
+        if current.path == path && current.cache_dir == cache_dir {
             return Ok(current);
         }
     }
     // Drop the old model before loading the new one: two large models need not coexist.
     ENGINE.with(|e| e.borrow_mut().take());
     let t = Instant::now();
-    let engine = Engine::load(&path, LoadOptions::default())?;
-    let loaded = Rc::new(Loaded { path, load_ms: t.elapsed().as_secs_f64() * 1e3, engine, text_cache: RefCell::new(HashMap::new()) });
+    // Lazy towers: a session that only embeds text never loads the image tower. Every
+    // tensor's key, shape and dtype is still checked here.
+    let options = LoadOptions { cache_dir: cache_dir.clone(), lazy: true, ..LoadOptions::default() };
+    let engine = Engine::load(&path, options)?;
+    let loaded = Rc::new(Loaded {
+        path,
+        cache_dir,
+        load_ms: t.elapsed().as_secs_f64() * 1e3,
+        engine,
+        text_cache: RefCell::new(HashMap::new()),
+        warned: RefCell::new(Vec::new()),
+    });
     ENGINE.with(|e| *e.borrow_mut() = Some(loaded.clone()));
     Ok(loaded)
 }
@@ -105,4 +119,38 @@ pub fn engine() -> Result<Rc<Loaded>, EngineError> {
 /// The engine if one is loaded (no loading).
 pub fn loaded() -> Option<Rc<Loaded>> {
     ENGINE.with(|e| e.borrow().clone())
+}
+
+/// After a call that may have loaded a tower: a WARNING (once per tower and session) when the
+/// weights cache could not be used (the call's result is right; the backend holds a private
+/// copy), and MLX's buffer cache released at the end of the transaction.
+pub fn after_call(l: &Loaded) {
+    for t in l.engine.towers() {
+        if let Some(mobileclip_engine::loader::CacheState::Unavailable { why }) = &t.cache {
+            if !l.warned.borrow().contains(&t.name) {
+                l.warned.borrow_mut().push(t.name);
+                pgrx::warning!("mobileclip: the {} tower is loaded privately (no shared weights cache): {why}", t.name);
+            }
+        }
+    }
+    release_at_transaction_end();
+}
+
+/// MLX keeps freed activation buffers for reuse (up to runtime::DEFAULT_CACHE_LIMIT): fast for
+/// the many calls of one statement, but an idle backend should not hold them. Released when
+/// the transaction ends (commit or abort), with glibc's free pages, so idle backends cost
+/// little beyond the shared weights.
+fn release_at_transaction_end() {
+    thread_local! {
+        static ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if ARMED.with(|a| a.replace(true)) {
+        return;
+    }
+    for event in [pgrx::PgXactCallbackEvent::Commit, pgrx::PgXactCallbackEvent::Abort] {
+        pgrx::register_xact_callback(event, || {
+            ARMED.with(|a| a.set(false));
+            runtime::release_memory();
+        });
+    }
 }

@@ -32,6 +32,8 @@ pub enum ExifOrientation {
 
 pub static EXIF_ORIENTATION: GucSetting<ExifOrientation> = GucSetting::<ExifOrientation>::new(ExifOrientation::Ignore);
 pub static MODEL_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// `mobileclip.cache_dir`: the weights cache (relative paths are inside the data directory).
+pub static CACHE_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"mobileclip_cache"));
 pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(16);
 /// 0 = one per core the server may use.
 pub static THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
@@ -63,6 +65,15 @@ pub fn register() {
         c"Holds open_clip_config.json, open_clip_model.safetensors and tokenizer.json, readable by the server. \
 Superuser only: the server reads these files. Loaded on first use in each session, reloaded when it changes.",
         &MODEL_PATH,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"mobileclip.cache_dir",
+        c"Weights cache directory: each model's inference-form weights, mapped by every backend (one copy per machine).",
+        c"Relative paths are inside the data directory (default mobileclip_cache). Empty: no cache, each backend \
+loads a private copy. Files are named by the model file's content hash; stale or damaged ones are rebuilt. Superuser only.",
+        &CACHE_DIR,
         GucContext::Suset,
         GucFlags::default(),
     );
@@ -133,6 +144,24 @@ pub fn device() -> EngineDevice {
 /// `mobileclip.model_path`, if set to something non-empty.
 pub fn model_path() -> Option<String> {
     MODEL_PATH.get().map(|c| c.to_string_lossy().into_owned()).filter(|s| !s.trim().is_empty())
+}
+
+/// `mobileclip.cache_dir` as an absolute path (relative to the data directory), None if empty.
+pub fn cache_dir() -> Option<std::path::PathBuf> {
+    let v = CACHE_DIR.get().map(|c| c.to_string_lossy().into_owned()).filter(|s| !s.trim().is_empty())?;
+    let p = std::path::PathBuf::from(v.trim());
+    if p.is_absolute() {
+        return Some(p);
+    }
+    // SAFETY: DataDir is set by the postmaster before any backend runs SQL and never changes;
+    // it is a NUL-terminated C string (or null in a process that has none).
+    let data = unsafe { pg_sys::DataDir };
+    if data.is_null() {
+        return Some(p);
+    }
+    // SAFETY: non-null, NUL-terminated (above).
+    let data = unsafe { std::ffi::CStr::from_ptr(data) }.to_string_lossy().into_owned();
+    Some(std::path::Path::new(&data).join(p))
 }
 
 pub fn image_limits() -> mobileclip_engine::preprocess::ImageLimits {

@@ -81,6 +81,7 @@ fn clip_embed_text(input: &str) -> Vector {
             pgrx::check_for_interrupts!();
         })
         .or_raise();
+    backend_engine::after_call(&loaded);
     Vector(v.as_ref().clone())
 }
 
@@ -90,15 +91,14 @@ fn clip_embed_text(input: &str) -> Vector {
 fn clip_embed_texts(inputs: Array<'_, &str>) -> Vec<Option<Vector>> {
     let loaded = backend_engine::engine().or_raise();
     let items: Vec<Option<&str>> = inputs.iter().collect();
-    loaded
+    let out = loaded
         .engine
         .embed_text_items_with(&items, guc::batch_size(), &mut || {
             pgrx::check_for_interrupts!();
         })
-        .or_raise()
-        .into_iter()
-        .map(|v| v.map(Vector))
-        .collect()
+        .or_raise();
+    backend_engine::after_call(&loaded);
+    out.into_iter().map(|v| v.map(Vector)).collect()
 }
 
 /// The MobileCLIP2 image embedding of an encoded image file (JPEG, PNG, GIF, WebP, BMP,
@@ -114,6 +114,7 @@ fn clip_embed_image(image: &[u8]) -> Vector {
             pgrx::check_for_interrupts!();
         })
         .or_raise();
+    backend_engine::after_call(&loaded);
     Vector(v.into_iter().flatten().next().unwrap_or_default())
 }
 
@@ -123,21 +124,23 @@ fn clip_embed_image(image: &[u8]) -> Vector {
 fn clip_embed_images(images: Array<'_, &[u8]>) -> Vec<Option<Vector>> {
     let loaded = backend_engine::engine().or_raise();
     let items: Vec<Option<&[u8]>> = images.iter().collect();
-    loaded
+    let out = loaded
         .engine
         .embed_images_with(&items, guc::batch_size(), &guc::image_limits(), &mut || {
             pgrx::check_for_interrupts!();
         })
-        .or_raise()
-        .into_iter()
-        .map(|v| v.map(Vector))
-        .collect()
+        .or_raise();
+    backend_engine::after_call(&loaded);
+    out.into_iter().map(|v| v.map(Vector)).collect()
 }
 
-/// The model this session uses: loads it if needed (a warm-up) and describes it.
+/// The model this session uses: loads it and both towers if needed (a warm-up; the embedding
+/// functions load each tower on first use) and describes it.
 #[pg_extern(volatile, parallel_safe)]
 fn clip_load() -> JsonB {
     let loaded = backend_engine::engine().or_raise();
+    loaded.engine.warm().or_raise();
+    backend_engine::after_call(&loaded);
     JsonB(model_json(&loaded, true))
 }
 
@@ -173,5 +176,22 @@ fn model_json(l: &backend_engine::Loaded, loaded: bool) -> serde_json::Value {
             "context_length": t.context_length, "vocab_size": t.vocab_size,
             "causal_mask": t.causal(),
         },
+        // Per tower: loaded yet (towers load on first use), parameters, load time, and where
+        // the weights live: hit/built = mapped from the shared weights cache, off = cache
+        // disabled, unavailable = private copy (why in cache_detail).
+        "cache_dir": l.cache_dir.as_ref().map(|p| p.display().to_string()),
+        "towers": l.engine.towers().iter().map(|tw| serde_json::json!({
+            "tower": tw.name,
+            "loaded": tw.loaded,
+            "params": tw.params,
+            "bytes": tw.params * 4,
+            "load_ms": tw.load_ms,
+            "cache": tw.cache.as_ref().map(|c| c.label()),
+            "cache_detail": match &tw.cache {
+                Some(mobileclip_engine::loader::CacheState::Built { why }) => Some(why.clone()),
+                Some(mobileclip_engine::loader::CacheState::Unavailable { why }) => Some(why.clone()),
+                _ => None,
+            },
+        })).collect::<Vec<_>>(),
     })
 }

@@ -127,6 +127,17 @@ pub fn clear_cache() {
     unsafe { mlx_sys::mlx_clear_cache() };
 }
 
+/// Gives memory back to the system: MLX's buffer cache, then the C heap's free pages (glibc
+/// keeps freed blocks below its mmap threshold, which MLX's smaller buffers are).
+pub fn release_memory() {
+    clear_cache();
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// MLX allocator figures (bytes): (active, cached, peak).
 pub fn memory_stats() -> (usize, usize, usize) {
     let (mut a, mut c, mut p) = (0usize, 0usize, 0usize);
