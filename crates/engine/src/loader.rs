@@ -75,22 +75,28 @@ pub fn load<T>(src: &Weights, cache: Option<(&Path, &str)>, tower: &'static str,
     } else {
         "first load of this model file".to_string()
     };
-    let (t, arrays) = build(src, &make)?;
-    let params = count(&arrays);
-    if let Err(e) = weights_cache::write(dir, &key, &arrays) {
-        return Ok(done(t, CacheState::Unavailable { why: e.to_string() }, params, 0));
-    }
-    // Give the private copy back before mapping the shared one: the peak stays one copy.
-    drop((t, arrays));
-    runtime::clear_cache();
-    match from_cache(src, &path, &key, &make) {
-        Ok((t, params, copied)) => Ok(done(t, CacheState::Built { why }, params, copied)),
-        Err(e) => {
-            // Written but unusable (replaced or removed under us): load privately.
-            let (t, arrays) = build(src, &make)?;
-            Ok(done(t, CacheState::Unavailable { why: e.to_string() }, count(&arrays), 0))
+    // Build straight into the cache file: one array in memory at a time, so the peak of a
+    // first load is about the mapped file, not the file plus a private copy.
+    let unavailable = match weights_cache::CacheWriter::create(dir, &key) {
+        // The directory or the temporary file could not be created.
+        Err(e) => e.to_string(),
+        Ok(w) => {
+            let p = Params::stream(src, w);
+            // A bad model (a non-finite weight...) is the load's error, cache or not.
+            drop(make(&p)?);
+            match p.finish_stream() {
+                Ok(_) => match from_cache(src, &path, &key, &make) {
+                    Ok((t, params, copied)) => return Ok(done(t, CacheState::Built { why }, params, copied)),
+                    // Written but unusable (replaced or removed under us).
+                    Err(e) => e.to_string(),
+                },
+                Err(write_error) => write_error,
+            }
         }
-    }
+    };
+    runtime::clear_cache();
+    let (t, arrays) = build(src, &make)?;
+    Ok(done(t, CacheState::Unavailable { why: unavailable }, count(&arrays), 0))
 }
 
 fn count(arrays: &[Array]) -> usize {

@@ -16,11 +16,22 @@ use mlx_rs::Array;
 
 use crate::error::{EngineError, Result};
 use crate::weights::Weights;
-use crate::weights_cache::CacheFile;
+use crate::weights_cache::{CacheFile, CacheWriter};
 
 enum Mode<'a> {
     Build(RefCell<Vec<Array>>),
-    Cached { file: &'a CacheFile, next: Cell<usize>, copied: Cell<usize> },
+    /// Building straight into a cache file: each array is written as soon as it is made and
+    /// the loader gets an unevaluated placeholder (the tower is mapped from the file after).
+    /// `failed`: the first write error; the arrays after it are not written.
+    Stream {
+        writer: RefCell<CacheWriter>,
+        failed: RefCell<Option<String>>,
+    },
+    Cached {
+        file: &'a CacheFile,
+        next: Cell<usize>,
+        copied: Cell<usize>,
+    },
 }
 
 pub struct Params<'a> {
@@ -36,6 +47,12 @@ impl<'a> Params<'a> {
     /// Arrays made from `src` (and recorded).
     pub fn build(src: &'a Weights) -> Self {
         Params { src, mode: Mode::Build(RefCell::new(Vec::new())) }
+    }
+
+    /// Arrays made from `src` and written into `writer` (the loader's tower is a skeleton of
+    /// placeholders: load it from the finished file).
+    pub fn stream(src: &'a Weights, writer: CacheWriter) -> Self {
+        Params { src, mode: Mode::Stream { writer: RefCell::new(writer), failed: RefCell::new(None) } }
     }
 
     /// Arrays taken, in order, from a verified cache file made from `src`.
@@ -59,6 +76,23 @@ impl<'a> Params<'a> {
                 }
                 rec.borrow_mut().push(a.clone());
                 Ok(a)
+            }
+            Mode::Stream { writer, failed } => {
+                let a = make()?;
+                if a.shape() != dims(shape).as_slice() {
+                    return Err(EngineError::Model(format!("internal: loader made {:?} where it declared {shape:?}", a.shape())));
+                }
+                if failed.borrow().is_none() {
+                    if let Err(e) = writer.borrow_mut().append(&a) {
+                        *failed.borrow_mut() = Some(e.to_string());
+                    }
+                }
+                // Give the array's memory back now, not to MLX's buffer cache (which would keep
+                // the freed arrays of the whole tower).
+                drop(a);
+                crate::runtime::clear_cache();
+                // Unevaluated zeros: no memory, never computed (the skeleton is discarded).
+                Ok(mlx_rs::ops::zeros::<f32>(&dims(shape))?)
             }
             Mode::Cached { file, next, copied } => {
                 let i = next.get();
@@ -90,7 +124,7 @@ impl<'a> Params<'a> {
     pub fn finish_built(self) -> Result<Vec<Array>> {
         match self.mode {
             Mode::Build(rec) => Ok(rec.into_inner()),
-            Mode::Cached { .. } => Err(EngineError::Model("internal: finish_built on a cached load".into())),
+            _ => Err(EngineError::Model("internal: finish_built on a load that is not a private build".into())),
         }
     }
 
@@ -109,7 +143,19 @@ impl<'a> Params<'a> {
                 }
                 Ok(copied.get())
             }
-            Mode::Build(_) => Err(EngineError::Model("internal: finish_cached on a build".into())),
+            _ => Err(EngineError::Model("internal: finish_cached on a build".into())),
+        }
+    }
+
+    /// Ends a streamed build: seals and renames the cache file; its path, or why the cache
+    /// could not be written (a write error: the caller loads privately).
+    pub fn finish_stream(self) -> std::result::Result<std::path::PathBuf, String> {
+        match self.mode {
+            Mode::Stream { writer, failed } => match failed.into_inner() {
+                Some(e) => Err(e),
+                None => writer.into_inner().finish().map_err(|e| e.to_string()),
+            },
+            _ => Err("internal: finish_stream on a load that is not streamed".into()),
         }
     }
 }

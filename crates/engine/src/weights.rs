@@ -74,14 +74,29 @@ impl Weights {
         self.check(key, shape)?;
         let info = self.meta.info(key).ok_or_else(|| self.err(key, "missing".into()))?;
         let (start, end) = info.data_offsets;
-        let mut data = vec![0u8; end.saturating_sub(start)];
-        self.file
-            .read_exact_at(&mut data, (8 + self.header_len + start) as u64)
-            .map_err(|e| self.err(key, format!("cannot read its data: {e}")))?;
+        let len = end.saturating_sub(start);
+        let at = (8 + self.header_len + start) as u64;
+        let read = |buf: &mut [u8]| self.file.read_exact_at(buf, at).map_err(|e| self.err(key, format!("cannot read its data: {e}")));
         let v: Vec<f32> = match info.dtype {
-            Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::F32 => {
+                // Read straight into the result (one buffer: the largest tensor is ~150 MB).
+                let mut v = vec![0f32; len / 4];
+                // SAFETY: the Vec owns len / 4 * 4 initialized bytes; any byte pattern is a valid
+                // f32; the byte view ends before `v` is used again.
+                read(unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len() * 4) })?;
+                // safetensors is little-endian (a no-op on every target we build for).
+                v.iter_mut().for_each(|x| *x = f32::from_bits(u32::from_le(x.to_bits())));
+                v
+            }
+            Dtype::F16 | Dtype::BF16 => {
+                let mut data = vec![0u8; len];
+                read(&mut data)?;
+                if info.dtype == Dtype::F16 {
+                    data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+                } else {
+                    data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+                }
+            }
             other => return Err(self.err(key, format!("dtype {other:?}, expected F32 (or F16/BF16)"))),
         };
         self.check_values(key, &v)?;

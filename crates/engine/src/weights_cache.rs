@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -131,13 +132,17 @@ fn stale(path: &Path, why: impl std::fmt::Display) -> EngineError {
     EngineError::Model(format!("weights cache {}: {why}", path.display()))
 }
 
-/// The hash that seals a file: the tensor table (names, shapes, offsets) and the data bytes.
+/// The hash that seals a file: the data bytes, then the tensor table (names, shapes, offsets).
 fn content_hash(table: &[(String, Vec<usize>, usize, usize)], data: &[u8]) -> String {
     let mut h = blake3::Hasher::new();
+    h.update(data);
+    seal(h, table)
+}
+
+fn seal(mut h: blake3::Hasher, table: &[(String, Vec<usize>, usize, usize)]) -> String {
     for (name, shape, start, end) in table {
         h.update(format!("{name}:{shape:?}:{start}:{end};").as_bytes());
     }
-    h.update(data);
     h.finalize().to_hex().to_string()
 }
 
@@ -228,87 +233,115 @@ impl CacheFile {
     }
 }
 
-/// Writes `arrays` (evaluated float32 arrays, in the loader's order) as the cache file of
-/// `key` in `dir`, atomically; returns its path. The directory is created if missing.
-pub fn write(dir: &Path, key: &CacheKey, arrays: &[Array]) -> Result<PathBuf> {
-    fs::create_dir_all(dir).map_err(|e| EngineError::Model(format!("weights cache directory {}: {e}", dir.display())))?;
-    let final_path = dir.join(key.file_name());
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    let tmp = dir.join(format!(".{}.tmp.{}.{nanos}", key.file_name(), std::process::id()));
-    let res = write_to(&tmp, key, arrays).and_then(|()| {
-        fs::rename(&tmp, &final_path).map_err(|e| EngineError::Model(format!("weights cache {}: {e}", final_path.display())))
-    });
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.map(|()| final_path)
+/// Bytes reserved at the start of a file for its header (8-byte length + JSON padded with
+/// spaces): data is streamed behind it while the tower is built, and the header, known only
+/// at the end, is written last. ~100 bytes per tensor: room for ~10,000.
+const HEADER_ROOM: usize = 1 << 20;
+
+/// Writes a cache file while a tower is built: each array goes to disk as soon as the loader
+/// made it (and can be dropped), so building never holds the whole tower in memory. Written
+/// under a temporary name; `finish` seals it and renames it into place; dropped unfinished,
+/// the temporary file is removed.
+pub struct CacheWriter {
+    dir: PathBuf,
+    key: CacheKey,
+    tmp: PathBuf,
+    file: Option<std::io::BufWriter<File>>,
+    hash: blake3::Hasher,
+    table: Vec<(String, Vec<usize>, usize, usize)>,
+    /// End of the data written so far, relative to the data region.
+    pos: usize,
+    count: usize,
 }
 
-fn write_to(tmp: &Path, key: &CacheKey, arrays: &[Array]) -> Result<()> {
-    let io = |e: std::io::Error| EngineError::Model(format!("weights cache {}: {e}", tmp.display()));
-    // Plan the layout: data offsets relative to the data region, which itself starts at a
-    // multiple of ALIGN (the header is padded with spaces, as safetensors allows).
-    let mut flat = Vec::with_capacity(arrays.len());
-    for a in arrays {
+impl CacheWriter {
+    pub fn create(dir: &Path, key: &CacheKey) -> Result<CacheWriter> {
+        fs::create_dir_all(dir).map_err(|e| EngineError::Model(format!("weights cache directory {}: {e}", dir.display())))?;
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let tmp = dir.join(format!(".{}.tmp.{}.{nanos}", key.file_name(), std::process::id()));
+        let mut w = CacheWriter {
+            dir: dir.to_path_buf(),
+            key: key.clone(),
+            tmp: tmp.clone(),
+            file: None,
+            hash: blake3::Hasher::new(),
+            table: Vec::new(),
+            pos: 0,
+            count: 0,
+        };
+        let f = File::create(&tmp).map_err(|e| w.io(e))?;
+        let mut f = std::io::BufWriter::with_capacity(8 << 20, f);
+        f.write_all(&[0u8; HEADER_ROOM]).map_err(|e| w.io(e))?;
+        w.file = Some(f);
+        Ok(w)
+    }
+
+    fn io(&self, e: std::io::Error) -> EngineError {
+        EngineError::Model(format!("weights cache {}: {e}", self.tmp.display()))
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.hash.update(bytes);
+        let r = match self.file.as_mut() {
+            Some(f) => f.write_all(bytes),
+            None => Err(std::io::Error::other("already finished")),
+        };
+        r.map_err(|e| self.io(e))
+    }
+
+    /// Appends one array (any float dtype, any layout: written as row-major float32).
+    pub fn append(&mut self, a: &Array) -> Result<()> {
         let f = if a.dtype() == Dtype::Float32 { a.reshape(&[-1])? } else { a.as_dtype(Dtype::Float32)?.reshape(&[-1])? };
         f.eval()?;
-        flat.push(f);
-    }
-    let mut table: Vec<(String, Vec<usize>, usize, usize)> = Vec::new();
-    let mut pos = 0usize;
-    for (i, (a, f)) in arrays.iter().zip(&flat).enumerate() {
-        let start = (pos + SLOT).div_ceil(ALIGN) * ALIGN;
-        if start > pos {
-            table.push((format!("pad{i:05}"), vec![start - pos], pos, start));
+        let i = self.count;
+        let start = (self.pos + SLOT).div_ceil(ALIGN) * ALIGN;
+        if start > self.pos {
+            self.write(&[0u8; ALIGN + SLOT][..start - self.pos])?;
+            self.table.push((format!("pad{i:05}"), vec![start - self.pos], self.pos, start));
         }
+        self.write(bytes_of(&f)?)?;
         let end = start + 4 * f.size();
-        table.push((format!("t{i:05}"), a.shape().iter().map(|&d| d as usize).collect(), start, end));
-        pos = end;
+        self.table.push((format!("t{i:05}"), a.shape().iter().map(|&d| d as usize).collect(), start, end));
+        self.pos = end;
+        self.count += 1;
+        Ok(())
     }
-    // The seal covers the table and the data; compute it by streaming the same bytes.
-    let mut data_hash = blake3::Hasher::new();
-    for (name, shape, start, end) in &table {
-        data_hash.update(format!("{name}:{shape:?}:{start}:{end};").as_bytes());
-    }
-    let zeros = [0u8; ALIGN + SLOT];
-    let mut k = 0;
-    for (name, _, start, end) in &table {
-        if name.starts_with("pad") {
-            data_hash.update(&zeros[..end - start]);
-        } else {
-            data_hash.update(bytes_of(&flat[k])?);
-            k += 1;
+
+    /// Writes the header, makes the file durable and renames it into place; its path.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        let content = seal(self.hash.clone(), &self.table);
+        let mut header = serde_json::Map::new();
+        let meta: serde_json::Map<String, serde_json::Value> =
+            self.key.metadata(&content, self.count).into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+        header.insert("__metadata__".into(), serde_json::Value::Object(meta));
+        for (name, shape, start, end) in &self.table {
+            let dtype = if name.starts_with("pad") { "U8" } else { "F32" };
+            header.insert(name.clone(), serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, end]}));
         }
-    }
-    let content = data_hash.finalize().to_hex().to_string();
-    let mut header = serde_json::Map::new();
-    let meta: serde_json::Map<String, serde_json::Value> =
-        key.metadata(&content, arrays.len()).into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
-    header.insert("__metadata__".into(), serde_json::Value::Object(meta));
-    for (name, shape, start, end) in &table {
-        let dtype = if name.starts_with("pad") { "U8" } else { "F32" };
-        header.insert(name.clone(), serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, end]}));
-    }
-    let mut h = serde_json::to_vec(&serde_json::Value::Object(header)).map_err(|e| EngineError::Model(e.to_string()))?;
-    while (8 + h.len()) % ALIGN != 0 {
-        h.push(b' ');
-    }
-    let mut f = std::io::BufWriter::with_capacity(8 << 20, File::create(tmp).map_err(io)?);
-    f.write_all(&(h.len() as u64).to_le_bytes()).map_err(io)?;
-    f.write_all(&h).map_err(io)?;
-    let mut k = 0;
-    for (name, _, start, end) in &table {
-        if name.starts_with("pad") {
-            f.write_all(&zeros[..end - start]).map_err(io)?;
-        } else {
-            f.write_all(bytes_of(&flat[k])?).map_err(io)?;
-            k += 1;
+        let mut h = serde_json::to_vec(&serde_json::Value::Object(header)).map_err(|e| EngineError::Model(e.to_string()))?;
+        if 8 + h.len() > HEADER_ROOM {
+            return Err(EngineError::Model(format!("weights cache: a header of {} bytes does not fit", h.len())));
         }
+        h.resize(HEADER_ROOM - 8, b' ');
+        let f = self.file.take().ok_or_else(|| EngineError::Model("weights cache: finished twice".into()))?;
+        let file = f.into_inner().map_err(|e| self.io(e.into_error()))?;
+        file.write_all_at(&(h.len() as u64).to_le_bytes(), 0).map_err(|e| self.io(e))?;
+        file.write_all_at(&h, 8).map_err(|e| self.io(e))?;
+        // Durable before it becomes visible under its final name.
+        file.sync_all().map_err(|e| self.io(e))?;
+        let final_path = self.dir.join(self.key.file_name());
+        fs::rename(&self.tmp, &final_path).map_err(|e| EngineError::Model(format!("weights cache {}: {e}", final_path.display())))?;
+        Ok(final_path)
     }
-    let file = f.into_inner().map_err(|e| io(e.into_error()))?;
-    // Durable before it becomes visible under its final name.
-    file.sync_all().map_err(io)?;
-    Ok(())
+}
+
+impl Drop for CacheWriter {
+    fn drop(&mut self) {
+        // Unfinished (an error, or the load failed): leave nothing behind. After `finish`
+        // the temporary name no longer exists and this is a no-op.
+        drop(self.file.take());
+        let _ = fs::remove_file(&self.tmp);
+    }
 }
 
 /// The little-endian bytes of an evaluated, contiguous float32 array.
