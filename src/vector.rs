@@ -14,6 +14,9 @@ const VECTOR_MAX_DIM: usize = 16000;
 
 pub struct Vector(pub Vec<f32>);
 
+// SAFETY: the SQL type declared here, pgvector's `vector`, is exactly what `into_datum` builds
+// (its varlena layout) and what `type_oid` names; pgrx trusts this mapping when it generates
+// the functions' SQL and reads their results.
 unsafe impl SqlTranslatable for Vector {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Vector);
     const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
@@ -77,9 +80,12 @@ impl IntoDatum for Vector {
     }
 }
 
+// SAFETY: `box_into` returns either SQL NULL or a datum of the declared return type `vector`
+// (a pointer to a palloc'ed varlena from `into_datum`, alive in the function's memory context).
 unsafe impl BoxRet for Vector {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
         match self.into_datum() {
+            // SAFETY: `datum` is a valid `vector` varlena pointer for this call's result (above).
             Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
             None => fcinfo.return_null(),
         }

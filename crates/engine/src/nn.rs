@@ -175,6 +175,9 @@ pub fn erf_rational(x: &Array) -> Result<Array> {
     erf_rational_with(x, &ERF_ALPHA, &ERF_BETA)
 }
 
+// Eigen's coefficients digit for digit (so they can be checked against its source); Rust
+// rounds them to the f32 values Eigen's float literals have.
+#[allow(clippy::excessive_precision)]
 const ERF_ALPHA: [f32; 7] = [
     -2.72614225801306e-10,
     2.77068142495902e-08,
@@ -184,6 +187,7 @@ const ERF_ALPHA: [f32; 7] = [
     -2.95459980854025e-03,
     -1.60960333262415e-02,
 ];
+#[allow(clippy::excessive_precision)]
 const ERF_BETA: [f32; 5] =
     [-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02];
 
@@ -193,7 +197,7 @@ fn erf_rational_with(x: &Array, alpha: &[f32], beta: &[f32]) -> Result<Array> {
     let horner = |coeffs: &[f32]| -> Result<Array> {
         let mut acc = Array::from_f32(coeffs[0]);
         for &c in &coeffs[1..] {
-            acc = acc.multiply(&x2)?.add(&Array::from_f32(c))?;
+            acc = acc.multiply(&x2)?.add(Array::from_f32(c))?;
         }
         Ok(acc)
     };
@@ -205,7 +209,7 @@ fn erf_rational_with(x: &Array, alpha: &[f32], beta: &[f32]) -> Result<Array> {
 /// Row-wise L2 normalisation over the last axis, as torch.nn.functional.normalize (eps 1e-12).
 pub fn l2_normalize(x: &Array) -> Result<Array> {
     let norm = x.square()?.sum_axis(-1, true)?.sqrt()?;
-    let norm = mlx_rs::ops::maximum(&norm, &Array::from_f32(1e-12))?;
+    let norm = mlx_rs::ops::maximum(&norm, Array::from_f32(1e-12))?;
     Ok(x.divide(&norm)?)
 }
 

@@ -214,6 +214,7 @@ mod openblas {
         // SAFETY: OpenBLAS's `char* openblas_get_config(void)` returns a static string.
         let f: extern "C" fn() -> *const c_char = unsafe { std::mem::transmute(f) };
         let p = f();
+        // SAFETY: non-null, a NUL-terminated static string (above).
         (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
     }
 

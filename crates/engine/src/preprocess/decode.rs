@@ -421,7 +421,7 @@ fn decode_png(b: &[u8], max_alloc: u64) -> Result<Decoded> {
     let mut dec = png::Decoder::new_with_limits(Cursor::new(b), limits);
     // IDENTITY: raw samples (palette indices, 16 bits, 1/2/4-bit packing), no gamma.
     dec.set_transformations(png::Transformations::IDENTITY);
-    let mut r = dec.read_info().map_err(|e| png_err(e))?;
+    let mut r = dec.read_info().map_err(png_err)?;
     let info = r.info();
     let (w, h) = (info.width, info.height);
     let (depth, ctype) = (info.bit_depth as u8, info.color_type);
