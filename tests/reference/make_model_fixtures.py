@@ -72,7 +72,7 @@ SPEC = "mcrand v1"
 CONTEXT_LENGTH = 77
 
 # ---------------------------------------------------------------------------------------------
-# The PRNG (identical to det_data in crates/engine/src/microbench.rs, seeded per tensor)
+# The PRNG (identical to `uniform` in crates/engine/src/rng.rs, seeded per tensor)
 # ---------------------------------------------------------------------------------------------
 
 MASK = (1 << 64) - 1

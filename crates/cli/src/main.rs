@@ -6,6 +6,9 @@ use std::process::{Command, ExitCode, Stdio};
 use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
+
+mod npy;
+
 use mobileclip_engine::random_model::{compare, write_model_dir_edited, Edit};
 use mobileclip_engine::{microbench, runtime, Engine, LoadOptions};
 
@@ -214,8 +217,7 @@ fn preprocess(model: &Path, out: &Path, files: &[PathBuf]) -> CliResult {
             nchw.extend(hwc.iter().skip(c).step_by(3));
         }
     }
-    std::fs::write(out, mobileclip_engine::npy::to_bytes(&nchw, &[files.len(), 3, s, s])?)
-        .map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(out, npy::to_bytes(&nchw, &[files.len(), 3, s, s])?).map_err(|e| format!("{}: {e}", out.display()))?;
     eprintln!("wrote {} ({} x 3 x {s} x {s} float32)", out.display(), files.len());
     Ok(())
 }

@@ -171,6 +171,7 @@ fn gelu_coeffs() -> ([f32; 7], [f32; 5]) {
 /// The rational approximation Eigen and XLA use for float erf (Eigen `generic_fast_erf_float`):
 /// x clamped to [-4, 4] (erf is +-1 in float32 beyond), erf(x) ~ x P(x^2) / Q(x^2). Its error
 /// against MLX's erf is measured in the tests below.
+#[cfg(test)]
 pub fn erf_rational(x: &Array) -> Result<Array> {
     erf_rational_with(x, &ERF_ALPHA, &ERF_BETA)
 }
@@ -191,6 +192,7 @@ const ERF_ALPHA: [f32; 7] = [
 const ERF_BETA: [f32; 5] =
     [-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02];
 
+#[cfg(test)]
 fn erf_rational_with(x: &Array, alpha: &[f32], beta: &[f32]) -> Result<Array> {
     let x = mlx_rs::ops::clip(x, (-4.0f32, 4.0f32))?;
     let x2 = x.square()?;

@@ -19,7 +19,6 @@ enum Trunk {
 pub struct VisionTower {
     trunk: Trunk,
     image_size: usize,
-    embed_dim: usize,
 }
 
 impl VisionTower {
@@ -51,15 +50,7 @@ impl VisionTower {
                  fastvit_mci3, fastvit_mci4, vit_base_mci_224, vit_large_patch14_clip_224 are)"
             )));
         };
-        Ok(VisionTower { trunk, image_size: size, embed_dim })
-    }
-
-    pub fn image_size(&self) -> usize {
-        self.image_size
-    }
-
-    pub fn embed_dim(&self) -> usize {
-        self.embed_dim
+        Ok(VisionTower { trunk, image_size: size })
     }
 
     /// `x`: [N, S, S, 3] normalised pixels. Returns [N, embed_dim]; L2-normalised if asked.

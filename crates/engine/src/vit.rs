@@ -166,7 +166,6 @@ pub fn expected_keys(spec: &VitSpec, embed_dim: usize) -> Vec<(String, Vec<usize
 
 pub struct Vit {
     spec: VitSpec,
-    embed_dim: usize,
     stem: Vec<PatchConv>,
     cls_token: Array,
     pos_embed: Array,
@@ -293,7 +292,6 @@ impl Vit {
         }
         let vit = Vit {
             spec: spec.clone(),
-            embed_dim,
             stem,
             cls_token: a("cls_token", &[1, 1, w])?,
             pos_embed: a("pos_embed", &[1, spec.pos_tokens(), w])?,
@@ -323,14 +321,6 @@ impl Vit {
         all.extend(self.head.arrays());
         mlx_rs::transforms::eval(all)?;
         Ok(())
-    }
-
-    pub fn image_size(&self) -> usize {
-        self.spec.image_size
-    }
-
-    pub fn embed_dim(&self) -> usize {
-        self.embed_dim
     }
 
     /// `x`: [N, S, S, 3] normalised pixels (NHWC). Returns [N, embed_dim], not normalised.

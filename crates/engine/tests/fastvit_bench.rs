@@ -8,9 +8,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use mlx_rs::Array;
-use mobileclip_engine::fastvit::{FastVit, FastVitSpec};
 use mobileclip_engine::random_model::uniform;
-use mobileclip_engine::weights::Weights;
+use mobileclip_engine::testing::{FastVit, FastVitSpec, Weights};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());

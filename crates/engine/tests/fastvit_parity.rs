@@ -18,10 +18,8 @@ use std::path::{Path, PathBuf};
 
 use mlx_rs::Array;
 use mobileclip_engine::config::ModelConfig;
-use mobileclip_engine::fastvit::{FastVit, FastVitSpec};
-use mobileclip_engine::nn::l2_normalize;
 use mobileclip_engine::random_model::{compare, fnv1a64, parse_init_tsv, uniform, write_safetensors};
-use mobileclip_engine::weights::Weights;
+use mobileclip_engine::testing::{l2_normalize, FastVit, FastVitSpec, Weights};
 
 const S: usize = 256;
 /// (coarse grid, sharp blocks, noise amplitude) per image; must match the Python script.

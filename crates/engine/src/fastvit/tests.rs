@@ -11,6 +11,7 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use super::blocks::{self, Block, Downsample, Dw, Head, Se};
 use super::modules::{Form, Key, Kind, Module, Plan};
+use super::spec::AttnNorm;
 use super::*;
 use crate::conv;
 use crate::nn;
