@@ -10,9 +10,9 @@
 //! - Nothing here runs at load time: callers call [`init`] lazily, after any fork.
 
 use std::ffi::{c_char, c_int, CStr};
-use std::sync::OnceLock;
 
 use mlx_rs::Array;
+use once_cell::sync::OnceCell;
 use serde::Serialize;
 
 use crate::error::{EngineError, Result};
@@ -62,7 +62,7 @@ impl Default for InitOptions {
     }
 }
 
-static INIT: OnceLock<std::result::Result<InitOptions, String>> = OnceLock::new();
+static INIT: OnceCell<std::result::Result<InitOptions, String>> = OnceCell::new();
 
 /// Makes MLX safe to use from this process. Idempotent: later calls return the first outcome
 /// (their options are ignored: the settings are process-wide).
