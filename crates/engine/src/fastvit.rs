@@ -6,9 +6,13 @@
 //! released open_clip_model.safetensors holds) or already reparameterized (timm
 //! `reparameterize_model`); the form is detected per module and training-form modules are
 //! reparameterized at load on the host ([`reparam`]). Forward runs the inference form only:
-//! depthwise convs as shifted multiply-adds, 1x1 convs as GEMMs, rational-erf GELU.
+//! depthwise and stem convs as the kernel layer's direct conv primitives
+//! ([`crate::kernels::depthwise`], [`crate::kernels::conv_small`]), 1x1 convs as GEMMs with
+//! bias, GELU, residual and squeeze-excite scale fused into one epilogue pass, GELU with the
+//! rational erf.
 //!
-//! ARCHITECTURE.md §4 describes every block; [`blocks`] lists the folds done beyond timm.
+//! timm's `models/fastvit.py` (1.0.31) is the reference for every block ([`spec`] has its
+//! per-variant table); [`blocks`] lists the folds done beyond timm.
 
 pub mod blocks;
 pub mod modules;
