@@ -31,15 +31,16 @@ use modules::{Module, Plan};
 pub use spec::FastVitSpec;
 
 /// Every tensor of the training-form trunk + head (keys `visual.trunk.…`, state_dict order,
-/// as keys_<V>.tsv lists them). Includes the BatchNorm `num_batches_tracked` counters (shape
-/// [], int64 in the file): they are accepted but optional and never read. The loader checks
-/// through `modules::Plan`; this flat list is for the inventory test.
+/// as the `visual.*` rows of tests/fixtures/models/init_<V>.tsv list them). Includes the
+/// BatchNorm `num_batches_tracked` counters (shape [], int64 in the file): they are accepted
+/// but optional and never read. The loader checks through `modules::Plan`; this flat list is
+/// for the inventory test.
 #[cfg(test)]
 pub fn expected_keys(spec: &FastVitSpec, embed_dim: usize) -> Vec<(String, Vec<usize>)> {
     modules::modules(spec, embed_dim).iter().flat_map(|m| m.keys(modules::Form::Training)).collect()
 }
 
-/// The same after timm's `reparameterize_model` (keys_<V>_reparam.tsv).
+/// The same after timm's `reparameterize_model` (tests/fixtures/models/keys_<V>_reparam.tsv).
 #[cfg(test)]
 pub fn expected_keys_reparam(spec: &FastVitSpec, embed_dim: usize) -> Vec<(String, Vec<usize>)> {
     modules::modules(spec, embed_dim).iter().flat_map(|m| m.keys(modules::Form::Reparam)).collect()
