@@ -126,7 +126,7 @@ pub fn loaded() -> Option<Rc<Loaded>> {
 /// copy), and MLX's buffer cache released at the end of the transaction.
 pub fn after_call(l: &Loaded) {
     for t in l.engine.towers() {
-        if let Some(mobileclip_engine::loader::CacheState::Unavailable { why }) = &t.cache {
+        if let Some(mobileclip_engine::CacheState::Unavailable { why }) = &t.cache {
             if !l.warned.borrow().contains(&t.name) {
                 l.warned.borrow_mut().push(t.name);
                 pgrx::warning!("mobileclip: the {} tower is loaded privately (no shared weights cache): {why}", t.name);

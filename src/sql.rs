@@ -188,8 +188,8 @@ fn model_json(l: &backend_engine::Loaded, loaded: bool) -> serde_json::Value {
             "load_ms": tw.load_ms,
             "cache": tw.cache.as_ref().map(|c| c.label()),
             "cache_detail": match &tw.cache {
-                Some(mobileclip_engine::loader::CacheState::Built { why }) => Some(why.clone()),
-                Some(mobileclip_engine::loader::CacheState::Unavailable { why }) => Some(why.clone()),
+                Some(mobileclip_engine::CacheState::Built { why }) => Some(why.clone()),
+                Some(mobileclip_engine::CacheState::Unavailable { why }) => Some(why.clone()),
                 _ => None,
             },
         })).collect::<Vec<_>>(),

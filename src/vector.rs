@@ -2,7 +2,8 @@
 //! dim, int16 unused (0), then dim float4 (pgvector `Vector` struct). We build that directly,
 //! so SQL gets a real `vector` (operators like `<=>` work without a cast).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::datum::Datum;
@@ -14,6 +15,9 @@ const VECTOR_MAX_DIM: usize = 16000;
 
 pub struct Vector(pub Vec<f32>);
 
+// SAFETY: the SQL type declared here, pgvector's `vector`, is exactly what `into_datum` builds
+// (its varlena layout) and what `type_oid` names; pgrx trusts this mapping when it generates
+// the functions' SQL and reads their results.
 unsafe impl SqlTranslatable for Vector {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Vector);
     const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
@@ -21,11 +25,35 @@ unsafe impl SqlTranslatable for Vector {
     const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("vector")));
 }
 
+/// The oid of `vector` found by the last lookup; 0: look it up again. Per backend (a backend
+/// is one thread: the atomics are only for a safe `static`).
 static VECTOR_OID: AtomicU32 = AtomicU32::new(0);
+/// Whether this process has registered `forget_vector_oid` (registered callbacks stay for the
+/// life of the process, and there are few slots: once).
+static CALLBACK_REGISTERED: AtomicBool = AtomicBool::new(false);
+
+/// Invalidation callback for the pg_type syscache: any change to pg_type, such as DROP
+/// EXTENSION vector (the type goes, and a CREATE EXTENSION makes it again with a new oid),
+/// forgets the cached oid. It runs for every pg_type change in the database, not only
+/// `vector`'s; forgetting costs one lookup on the next call, which is cheaper than telling
+/// the rows apart here.
+extern "C-unwind" fn forget_vector_oid(_arg: pg_sys::Datum, _cache_id: c_int, _hash: u32) {
+    VECTOR_OID.store(0, Ordering::Relaxed);
+}
 
 /// The oid of pgvector's `vector`, found through the `vector` extension's schema (not the
-/// search_path), cached per backend.
+/// search_path). Cached per backend until pg_type changes (see `forget_vector_oid`), so it
+/// cannot go stale when pgvector is dropped and re-created in the session.
 fn vector_oid() -> pg_sys::Oid {
+    if !CALLBACK_REGISTERED.swap(true, Ordering::Relaxed) {
+        let callback: unsafe extern "C-unwind" fn(pg_sys::Datum, c_int, u32) = forget_vector_oid;
+        // SAFETY: registers a plain function (it only stores to an atomic, so it cannot fail
+        // or unwind) for the TYPEOID syscache; allowed at any time in a backend, and done
+        // once per process because the callback table is small and never shrinks.
+        unsafe {
+            pg_sys::CacheRegisterSyscacheCallback(pg_sys::SysCacheIdentifier::TYPEOID as c_int, Some(callback), pg_sys::Datum::from(0usize))
+        };
+    }
     let cached = VECTOR_OID.load(Ordering::Relaxed);
     if cached != 0 {
         return pg_sys::Oid::from(cached);
@@ -77,9 +105,12 @@ impl IntoDatum for Vector {
     }
 }
 
+// SAFETY: `box_into` returns either SQL NULL or a datum of the declared return type `vector`
+// (a pointer to a palloc'ed varlena from `into_datum`, alive in the function's memory context).
 unsafe impl BoxRet for Vector {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
         match self.into_datum() {
+            // SAFETY: `datum` is a valid `vector` varlena pointer for this call's result (above).
             Some(datum) => unsafe { fcinfo.return_raw_datum(datum) },
             None => fcinfo.return_null(),
         }

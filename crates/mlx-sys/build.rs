@@ -18,36 +18,54 @@ fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let target_arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
-    let apple = target_os == "macos" || target_os == "ios";
+    let target = Target {
+        apple: target_os == "macos" || target_os == "ios",
+        // half types exist natively only on aarch64 (mlx-c half.h); elsewhere the shim
+        // supplies the four half accessors mlx-rs calls, and bindgen gets a prelude for them.
+        half_shim: target_arch != "aarch64",
+    };
 
     println!("cargo:rerun-if-env-changed=MLX_WHEEL_DIR");
     println!("cargo:rerun-if-changed=native");
     println!("cargo:rerun-if-changed=mlx-c");
 
+    let wheel = wheel_dir(&manifest);
+    let include = wheel.join("mlx/include");
+    let libdir = wheel.join("mlx/lib");
+    check_version(&include);
+    let mlx_c_root = manifest.join("mlx-c");
+
+    compile_mlx_c(&manifest, &mlx_c_root, &include, target);
+    link_and_metadata(&wheel, &libdir, &include, &mlx_c_root, target);
+    generate_bindings(&manifest, &mlx_c_root, target);
+}
+
+#[derive(Clone, Copy)]
+struct Target {
+    apple: bool,
+    half_shim: bool,
+}
+
+/// The wheel directory: `MLX_WHEEL_DIR`, else `<workspace>/third_party/mlx`.
+fn wheel_dir(manifest: &Path) -> PathBuf {
     let wheel = match env::var_os("MLX_WHEEL_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => manifest.join("../../third_party/mlx"),
     };
-    let wheel = wheel.canonicalize().unwrap_or_else(|_| {
+    wheel.canonicalize().unwrap_or_else(|_| {
         panic!(
             "MLX wheel directory {} not found: run scripts/setup (it installs mlx-cpu=={MLX_VERSION} \
              there) or set MLX_WHEEL_DIR",
             wheel.display()
         )
-    });
-    let include = wheel.join("mlx/include");
-    let libdir = wheel.join("mlx/lib");
-    check_version(&include);
+    })
+}
 
-    let mlx_c_root = manifest.join("mlx-c");
+/// mlx-c, compiled with the system C++ compiler against the wheel's headers, into libmlxc.a.
+fn compile_mlx_c(manifest: &Path, mlx_c_root: &Path, include: &Path, target: Target) {
     let native = manifest.join("native");
-
-    // --- mlx-c, compiled with the system C++ compiler against the wheel's headers.
     let mut sources: Vec<PathBuf> = list(&mlx_c_root.join("mlx/c"), "cpp");
-    // half types exist natively only on aarch64 (mlx-c half.h); elsewhere the shim supplies
-    // the four half accessors mlx-rs calls.
-    let half_shim = target_arch != "aarch64";
-    if half_shim {
+    if target.half_shim {
         sources.push(native.join("half_shim.cpp"));
     }
     let mut build = cc::Build::new();
@@ -57,11 +75,11 @@ fn main() {
         .pic(true)
         .opt_level(2)
         .warnings(false)
-        .include(&mlx_c_root)
-        .include(&include)
+        .include(mlx_c_root)
+        .include(include)
         .flag(format!("-ffile-prefix-map={}=.", manifest.display()))
         .files(&sources);
-    if !apple {
+    if !target.apple {
         // libstdc++ 12 (Debian 12) lacks <format>; the header is inert where it exists.
         build.flag("-include").flag(native.join("compat_format.h").to_string_lossy().as_ref());
     } else {
@@ -70,27 +88,26 @@ fn main() {
         build.include(include.join("metal_cpp"));
     }
     build.compile("mlxc");
+}
 
-    // --- link the wheel's libmlx.
+/// Links the wheel's libmlx and tells direct dependents where it is (DEP_MLX_*).
+fn link_and_metadata(wheel: &Path, libdir: &Path, include: &Path, mlx_c_root: &Path, target: Target) {
     println!("cargo:rustc-link-search=native={}", libdir.display());
     println!("cargo:rustc-link-lib=dylib=mlx");
-    if apple {
+    if target.apple {
         println!("cargo:rustc-link-lib=c++");
     }
-
-    // --- metadata for direct dependents (DEP_MLX_*).
     println!("cargo::metadata=libdir={}", libdir.display());
     println!("cargo::metadata=wheel={}", wheel.display());
-    println!(
-        "cargo::metadata=include={}",
-        env::join_paths([include.as_path(), mlx_c_root.as_path()]).expect("include paths").to_string_lossy()
-    );
+    println!("cargo::metadata=include={}", env::join_paths([include, mlx_c_root]).expect("include paths").to_string_lossy());
     println!("cargo::metadata=version={MLX_VERSION}");
+}
 
-    // --- Rust bindings.
+/// The Rust bindings of every mlx-c header, into $OUT_DIR/bindings.rs.
+fn generate_bindings(manifest: &Path, mlx_c_root: &Path, target: Target) {
     let mut headers = list(&mlx_c_root.join("mlx/c"), "h");
-    if half_shim {
-        headers.insert(0, native.join("bindgen_prelude.h"));
+    if target.half_shim {
+        headers.insert(0, manifest.join("native/bindgen_prelude.h"));
     }
     let bindings = headers
         .iter()

@@ -9,6 +9,8 @@ export PGRX_HOME=$ROOT/pgrx-config
 export PATH=$HOME/.cargo/bin:$PATH
 # The OS user that runs Postgres clusters (Postgres refuses to run as root).
 PG_OS_USER=${MOBILECLIP_PG_USER:-postgres}
+# The CLI that setup builds (cargo honours CARGO_TARGET_DIR, so do we).
+CLI=${CARGO_TARGET_DIR:-$ROOT/target}/release/mobileclip
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -13,7 +13,7 @@ Written: tests/fixtures/models/image_formats_S0.json ({"ignore": {name: [512 flo
 "apply": {...}, "refused": {name: reason}}). scripts/test copies it and the stress images
 to /tmp/mobileclip-regress, where the SQL test reads them.
 
-    /work/venv-ref/bin/python tests/reference/make_format_reference.py --model-dir /tmp/fid-models/S0 [--check]
+    .venv-reference/bin/python tests/reference/make_format_reference.py --model-dir /tmp/mobileclip-models/S0 [--check]
 """
 
 from __future__ import annotations

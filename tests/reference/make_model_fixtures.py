@@ -14,7 +14,8 @@ For each variant V in S0 S2 B S3 S4 L-14 (open_clip name `MobileCLIP2-<V>`):
  2. A model directory in the layout of the Hugging Face repo `timm/MobileCLIP2-<V>-OpenCLIP` is
     written to MODELS_DIR/<V> (not committed): `open_clip_model.safetensors` (training form,
     `safetensors.torch.save_file`), `open_clip_config.json` (copy of
-    /work/shared/reference/open_clip_config_<V>.json) and `tokenizer.json` (copy of
+    tests/fixtures/configs/open_clip_config_<V>.json, the config of the Hugging Face repo) and
+    `tokenizer.json` (copy of
     tests/fixtures/tokenizer/tokenizer.json when it exists).
  3. That directory is loaded back the way users load the HF repo,
     `open_clip.create_model_and_transforms('local-dir:<dir>')` +
@@ -28,7 +29,8 @@ Committed outputs (tests/fixtures/models/):
                  key<TAB>[shape]<TAB>dtype<TAB>offset<TAB>scale
                  (offset/scale are exact float32 values, written as repr(float(np.float32(x)));
                  int64 tensors are all zero and have offset = scale = 0.0). The first three
-                 columns equal /work/shared/reference/keys_<V>.tsv line for line (checked).
+                 columns must equal those of the committed init_<V>.tsv line for line
+                 (checked when it exists: the key inventory does not change).
   text_<V>.json  texts, their open_clip ids [N, 77], normalised embeddings (float32 values),
                  the norms before normalisation, the spread of the embeddings, the largest
                  |activation| in the text tower, logit_scale, a SHA-256 of all float32 weights
@@ -65,14 +67,15 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_REF = Path("/work/shared/reference")
+CONFIGS = REPO / "tests/fixtures/configs"
+COMMITTED = REPO / "tests/fixtures/models"
 VARIANTS = ["S0", "S2", "B", "S3", "S4", "L-14"]
 PINNED = {"torch": "2.15.0", "open_clip": "3.3.0", "timm": "1.0.31"}
 SPEC = "mcrand v1"
 CONTEXT_LENGTH = 77
 
 # ---------------------------------------------------------------------------------------------
-# The PRNG (identical to det_data in crates/engine/src/microbench.rs, seeded per tensor)
+# The PRNG (identical to `uniform` in crates/engine/src/rng.rs, seeded per tensor)
 # ---------------------------------------------------------------------------------------------
 
 MASK = (1 << 64) - 1
@@ -414,7 +417,7 @@ def write_model_dir(variant: str, sd: dict, out: Path) -> None:
                               "tokenizer.json"):
             sys.exit(f"unexpected file {stale} in the model directory; remove it first")
     save_file(sd, str(out / "open_clip_model.safetensors"))
-    shutil.copyfile(SHARED_REF / f"open_clip_config_{variant}.json", out / "open_clip_config.json")
+    shutil.copyfile(CONFIGS / f"open_clip_config_{variant}.json", out / "open_clip_config.json")
     tok = REPO / "tests/fixtures/tokenizer/tokenizer.json"
     if tok.is_file():
         shutil.copyfile(tok, out / "tokenizer.json")
@@ -449,11 +452,16 @@ def versions() -> dict:
 
 
 def check_keys(variant: str, tsv: str) -> None:
-    want = (SHARED_REF / f"keys_{variant}.tsv").read_text().splitlines()
-    got = ["\t".join(line.split("\t")[:3]) for line in tsv.splitlines()]
+    """Keys, shapes and dtypes (the first three columns) equal the committed init_<V>.tsv's."""
+    committed = COMMITTED / f"init_{variant}.tsv"
+    if not committed.is_file():
+        print(f"{variant}: no committed {committed.name}: key inventory not compared", file=sys.stderr)
+        return
+    cols = lambda text: ["\t".join(line.split("\t")[:3]) for line in text.splitlines()]
+    got, want = cols(tsv), cols(committed.read_text())
     if got != want:
         diff = [(i, a, b) for i, (a, b) in enumerate(zip(got, want)) if a != b][:5]
-        sys.exit(f"{variant}: keys/shapes differ from keys_{variant}.tsv "
+        sys.exit(f"{variant}: keys/shapes differ from the committed {committed.name} "
                  f"({len(got)} vs {len(want)} lines; first differences {diff})")
 
 

@@ -32,7 +32,7 @@ libjpeg-turbo 2.1.5 has no lossless decoder) are written too, with no crops, und
 
 Run from the repository root with the reference env (see make_image_fixtures.py):
 
-    /work/venv-ref/bin/python tests/reference/make_stress_corpus.py [--out DIR] [--check]
+    .venv-reference/bin/python tests/reference/make_stress_corpus.py [--out DIR] [--check]
 
 --check regenerates into a temporary directory and fails if anything differs byte for byte.
 """

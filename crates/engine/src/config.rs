@@ -99,7 +99,11 @@ fn default_image_size() -> serde_json::Value {
 }
 
 /// OpenAI CLIP's normalisation, open_clip's default when the config has none.
+// The digits are open_clip's (OPENAI_DATASET_MEAN/STD) as written, so they can be compared
+// with the source; they round to the same f32 values PyTorch uses.
+#[allow(clippy::excessive_precision)]
 pub const OPENAI_MEAN: [f32; 3] = [0.48145466, 0.4578275, 0.40821073];
+#[allow(clippy::excessive_precision)]
 pub const OPENAI_STD: [f32; 3] = [0.26862954, 0.26130258, 0.27577711];
 
 /// The image preprocessing open_clip would build from this config (eval branch).
@@ -150,7 +154,7 @@ impl ModelConfig {
         if let Some(name) = &t.hf_tokenizer_name {
             return bad("hf_tokenizer_name", format!("{name}: only open_clip's own tokenizer is supported"));
         }
-        if t.width == 0 || t.heads == 0 || t.width % t.heads != 0 {
+        if t.width == 0 || t.heads == 0 || !t.width.is_multiple_of(t.heads) {
             return bad("heads", format!("width {} is not a multiple of heads {}", t.width, t.heads));
         }
         if t.layers == 0 || t.layers > 256 {

@@ -11,13 +11,16 @@ use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::Array;
 
 use crate::error::{EngineError, Result};
+#[cfg(test)]
 use crate::nn::Linear;
 
 /// Output size of a conv with kernel `k` (odd), padding k/2, `stride`.
+#[cfg(test)]
 pub fn out_size(n: usize, k: usize, stride: usize) -> usize {
     (n + 2 * (k / 2) - k) / stride + 1
 }
 
+#[cfg(test)]
 fn dims(x: &Array) -> Result<[i32; 4]> {
     match x.shape() {
         &[n, h, w, c] => Ok([n, h, w, c]),
@@ -25,7 +28,7 @@ fn dims(x: &Array) -> Result<[i32; 4]> {
     }
 }
 
-/// Largest intermediate (elements) that the depthwise bands and `row_chunked` chunks aim for.
+/// Largest intermediate (elements) that `row_chunked` chunks aim for.
 ///
 /// Why chunking at all: on MLX CPU eager a GELU over 0.4M elements cost 3.5 ns/element, over
 /// 6.3M elements 14 ns/element (each of its ~30 ops streams its operands from memory). But
@@ -56,7 +59,9 @@ pub fn row_chunked(xs: &[&Array], row_elems: usize, min_rows: usize, f: impl Fn(
     Ok(mlx_rs::ops::concatenate(&outs, 0)?)
 }
 
-/// 1x1 conv (stride 1) as one GEMM over [N*H*W, C].
+/// 1x1 conv (stride 1) as one GEMM over [N*H*W, C]. The towers fuse the GELU after it
+/// (`fastvit::blocks`); the block tests use this plain form.
+#[cfg(test)]
 pub fn pointwise(x: &Array, lin: &Linear) -> Result<Array> {
     let [n, h, w, c] = dims(x)?;
     let y = lin.forward(&x.reshape(&[n * h * w, c])?)?;

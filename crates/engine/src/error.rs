@@ -82,6 +82,8 @@ fn strip_source_location(msg: &str) -> &str {
     }
 }
 
+pub type Result<T> = std::result::Result<T, EngineError>;
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -92,5 +94,3 @@ mod tests {
         assert_eq!(s("look at this: here"), "look at this: here");
     }
 }
-
-pub type Result<T> = std::result::Result<T, EngineError>;

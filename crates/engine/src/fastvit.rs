@@ -6,9 +6,13 @@
 //! released open_clip_model.safetensors holds) or already reparameterized (timm
 //! `reparameterize_model`); the form is detected per module and training-form modules are
 //! reparameterized at load on the host ([`reparam`]). Forward runs the inference form only:
-//! depthwise convs as shifted multiply-adds, 1x1 convs as GEMMs, rational-erf GELU.
+//! depthwise and stem convs as the kernel layer's direct conv primitives
+//! ([`crate::kernels::depthwise`], [`crate::kernels::conv_small`]), 1x1 convs as GEMMs with
+//! bias, GELU, residual and squeeze-excite scale fused into one epilogue pass, GELU with the
+//! rational erf.
 //!
-//! ARCHITECTURE.md §4 describes every block; [`blocks`] lists the folds done beyond timm.
+//! timm's `models/fastvit.py` (1.0.31) is the reference for every block ([`spec`] has its
+//! per-variant table); [`blocks`] lists the folds done beyond timm.
 
 pub mod blocks;
 pub mod modules;
@@ -24,19 +28,23 @@ use crate::error::{EngineError, Result};
 use crate::params::Params;
 use crate::weights::Weights;
 use blocks::{Block, Downsample, Dw, Head, Stem};
-use modules::{Form, Module, Plan};
-pub use spec::{AttnNorm, FastVitSpec};
+use modules::{Module, Plan};
+pub use spec::FastVitSpec;
 
 /// Every tensor of the training-form trunk + head (keys `visual.trunk.…`, state_dict order,
-/// as keys_<V>.tsv lists them). Includes the BatchNorm `num_batches_tracked` counters (shape
-/// [], int64 in the file): they are accepted but optional and never read.
+/// as the `visual.*` rows of tests/fixtures/models/init_<V>.tsv list them). Includes the
+/// BatchNorm `num_batches_tracked` counters (shape [], int64 in the file): they are accepted
+/// but optional and never read. The loader checks through `modules::Plan`; this flat list is
+/// for the inventory test.
+#[cfg(test)]
 pub fn expected_keys(spec: &FastVitSpec, embed_dim: usize) -> Vec<(String, Vec<usize>)> {
-    modules::modules(spec, embed_dim).iter().flat_map(|m| m.keys(Form::Training)).collect()
+    modules::modules(spec, embed_dim).iter().flat_map(|m| m.keys(modules::Form::Training)).collect()
 }
 
-/// The same after timm's `reparameterize_model` (keys_<V>_reparam.tsv).
+/// The same after timm's `reparameterize_model` (tests/fixtures/models/keys_<V>_reparam.tsv).
+#[cfg(test)]
 pub fn expected_keys_reparam(spec: &FastVitSpec, embed_dim: usize) -> Vec<(String, Vec<usize>)> {
-    modules::modules(spec, embed_dim).iter().flat_map(|m| m.keys(Form::Reparam)).collect()
+    modules::modules(spec, embed_dim).iter().flat_map(|m| m.keys(modules::Form::Reparam)).collect()
 }
 
 struct Stage {
@@ -64,15 +72,13 @@ impl Stage {
 }
 
 pub struct FastVit {
-    spec: FastVitSpec,
-    embed_dim: usize,
     stem: Stem,
     stages: Vec<Stage>,
     head: Head,
-    /// How many reparameterizable modules arrived in training form (the rest were already
-    /// reparameterized): for diagnostics.
-    training_modules: usize,
-    reparam_modules: usize,
+    /// (modules that arrived in training form and were reparameterized at load, modules that
+    /// arrived reparameterized): what the tests check form detection by.
+    #[cfg(any(test, feature = "testdata"))]
+    reparam_counts: (usize, usize),
 }
 
 impl FastVit {
@@ -125,28 +131,30 @@ impl FastVit {
         }
         let last = spec.widths[spec.stages() - 1];
         let head = Head::load(&plan, p, get(format!("{t}final_conv"))?, last, &format!("{t}head"))?;
-        let mut training_modules = 0;
-        let mut reparam_modules = 0;
-        for m in mods.iter().filter(|m| m.reparameterizable()) {
-            match plan.form(&m.prefix)? {
-                Form::Training => training_modules += 1,
-                Form::Reparam => reparam_modules += 1,
+        #[cfg(any(test, feature = "testdata"))]
+        let reparam_counts = {
+            let (mut training, mut reparam) = (0, 0);
+            for m in mods.iter().filter(|m| m.reparameterizable()) {
+                match plan.form(&m.prefix)? {
+                    modules::Form::Training => training += 1,
+                    modules::Form::Reparam => reparam += 1,
+                }
             }
-        }
-        Ok(FastVit { spec: spec.clone(), embed_dim, stem, stages, head, training_modules, reparam_modules })
-    }
-
-    pub fn spec(&self) -> &FastVitSpec {
-        &self.spec
-    }
-
-    pub fn embed_dim(&self) -> usize {
-        self.embed_dim
+            (training, reparam)
+        };
+        Ok(FastVit {
+            stem,
+            stages,
+            head,
+            #[cfg(any(test, feature = "testdata"))]
+            reparam_counts,
+        })
     }
 
     /// (modules reparameterized at load, modules that arrived reparameterized).
+    #[cfg(any(test, feature = "testdata"))]
     pub fn reparam_counts(&self) -> (usize, usize) {
-        (self.training_modules, self.reparam_modules)
+        self.reparam_counts
     }
 
     /// `x`: [N, H, W, 3] float32, normalised pixels (NHWC; MobileCLIP2 uses H = W = 256).
@@ -157,7 +165,9 @@ impl FastVit {
     }
 
     /// `forward`, evaluating after the stem, each stage and the head, and returning the wall
-    /// time of each part (ms): for benchmarks. Evaluating in between costs a little overlap.
+    /// time of each part (ms): for benchmarks (tests/fastvit_bench.rs, feature `bench`).
+    /// Evaluating in between costs a little overlap.
+    #[cfg(feature = "bench")]
     pub fn forward_profiled(&self, x: &Array) -> Result<(Array, Vec<(String, f64)>)> {
         let mut times = Vec::new();
         let mut t0 = std::time::Instant::now();

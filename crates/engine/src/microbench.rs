@@ -10,12 +10,6 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::nn;
 
-/// Deterministic pseudo-random values in [-1, 1) (SplitMix64, the generator of the
-/// random-weight models), so runs and languages agree on the inputs without shipping data.
-pub fn det_data(len: usize, seed: u64) -> Vec<f32> {
-    crate::random_model::uniform(len, seed)
-}
-
 /// One benchmark case: what it computes, with the same description the numpy side reads.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -96,7 +90,7 @@ pub fn median(v: &[f64]) -> f64 {
 fn arr(shape: &[usize], seed: u64) -> Array {
     let len = shape.iter().product();
     let dims: Vec<i32> = shape.iter().map(|&d| d as i32).collect();
-    Array::from_slice(&det_data(len, seed), &dims)
+    Array::from_slice(&crate::rng::uniform(len, seed), &dims)
 }
 
 /// Runs `case` once to warm up, then `runs` timed times (inputs built and evaluated before).
@@ -136,16 +130,6 @@ pub fn run(case: &Case, runs: usize) -> Result<Timing> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn det_data_is_in_range_and_deterministic() {
-        let a = det_data(1000, 5);
-        assert_eq!(a, det_data(1000, 5));
-        assert_ne!(a, det_data(1000, 6));
-        assert!(a.iter().all(|v| (-1.0..1.0).contains(v)));
-        let mean: f32 = a.iter().sum::<f32>() / 1000.0;
-        assert!(mean.abs() < 0.1, "mean {mean}");
-    }
 
     #[test]
     fn median_of_even_and_odd() {

@@ -51,12 +51,6 @@ impl Linear {
         }
         kernels::epilogue(&y, None, self.bias.as_ref(), residual, act)
     }
-
-    pub fn arrays(&self) -> Vec<&Array> {
-        let mut v = vec![&self.w_t];
-        v.extend(self.bias.as_ref());
-        v
-    }
 }
 
 /// The pre-LN transformer block of the text tower and of the ViT image towers:
@@ -91,16 +85,6 @@ impl EncoderBlock {
         let y = self.fc1.forward_with(&self.norm2.forward(&x)?, Act::Gelu, None)?;
         self.fc2.forward_with(&y, Act::None, Some(&x))
     }
-
-    pub fn arrays(&self) -> Vec<&Array> {
-        let mut v = Vec::new();
-        for l in [&self.qkv, &self.proj, &self.fc1, &self.fc2] {
-            v.extend(l.arrays());
-        }
-        v.extend(self.norm1.arrays());
-        v.extend(self.norm2.arrays());
-        v
-    }
 }
 
 /// LayerNorm over the last axis (a kernel on CPU, MLX's fast::layer_norm elsewhere).
@@ -117,10 +101,6 @@ impl Norm {
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
         kernels::layer_norm(x, &self.weight, &self.bias, self.eps)
-    }
-
-    pub fn arrays(&self) -> Vec<&Array> {
-        vec![&self.weight, &self.bias]
     }
 }
 
@@ -171,10 +151,14 @@ fn gelu_coeffs() -> ([f32; 7], [f32; 5]) {
 /// The rational approximation Eigen and XLA use for float erf (Eigen `generic_fast_erf_float`):
 /// x clamped to [-4, 4] (erf is +-1 in float32 beyond), erf(x) ~ x P(x^2) / Q(x^2). Its error
 /// against MLX's erf is measured in the tests below.
+#[cfg(test)]
 pub fn erf_rational(x: &Array) -> Result<Array> {
     erf_rational_with(x, &ERF_ALPHA, &ERF_BETA)
 }
 
+// Eigen's coefficients digit for digit (so they can be checked against its source); Rust
+// rounds them to the f32 values Eigen's float literals have.
+#[allow(clippy::excessive_precision)]
 const ERF_ALPHA: [f32; 7] = [
     -2.72614225801306e-10,
     2.77068142495902e-08,
@@ -184,16 +168,18 @@ const ERF_ALPHA: [f32; 7] = [
     -2.95459980854025e-03,
     -1.60960333262415e-02,
 ];
+#[allow(clippy::excessive_precision)]
 const ERF_BETA: [f32; 5] =
     [-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03, -1.42647390514189e-02];
 
+#[cfg(test)]
 fn erf_rational_with(x: &Array, alpha: &[f32], beta: &[f32]) -> Result<Array> {
     let x = mlx_rs::ops::clip(x, (-4.0f32, 4.0f32))?;
     let x2 = x.square()?;
     let horner = |coeffs: &[f32]| -> Result<Array> {
         let mut acc = Array::from_f32(coeffs[0]);
         for &c in &coeffs[1..] {
-            acc = acc.multiply(&x2)?.add(&Array::from_f32(c))?;
+            acc = acc.multiply(&x2)?.add(Array::from_f32(c))?;
         }
         Ok(acc)
     };
@@ -205,7 +191,7 @@ fn erf_rational_with(x: &Array, alpha: &[f32], beta: &[f32]) -> Result<Array> {
 /// Row-wise L2 normalisation over the last axis, as torch.nn.functional.normalize (eps 1e-12).
 pub fn l2_normalize(x: &Array) -> Result<Array> {
     let norm = x.square()?.sum_axis(-1, true)?.sqrt()?;
-    let norm = mlx_rs::ops::maximum(&norm, &Array::from_f32(1e-12))?;
+    let norm = mlx_rs::ops::maximum(&norm, Array::from_f32(1e-12))?;
     Ok(x.divide(&norm)?)
 }
 

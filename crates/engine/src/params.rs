@@ -24,7 +24,7 @@ enum Mode<'a> {
     /// the loader gets an unevaluated placeholder (the tower is mapped from the file after).
     /// `failed`: the first write error; the arrays after it are not written.
     Stream {
-        writer: RefCell<CacheWriter>,
+        writer: Box<RefCell<CacheWriter>>,
         failed: RefCell<Option<String>>,
     },
     Cached {
@@ -52,7 +52,7 @@ impl<'a> Params<'a> {
     /// Arrays made from `src` and written into `writer` (the loader's tower is a skeleton of
     /// placeholders: load it from the finished file).
     pub fn stream(src: &'a Weights, writer: CacheWriter) -> Self {
-        Params { src, mode: Mode::Stream { writer: RefCell::new(writer), failed: RefCell::new(None) } }
+        Params { src, mode: Mode::Stream { writer: Box::new(RefCell::new(writer)), failed: RefCell::new(None) } }
     }
 
     /// Arrays taken, in order, from a verified cache file made from `src`.
@@ -153,7 +153,7 @@ impl<'a> Params<'a> {
         match self.mode {
             Mode::Stream { writer, failed } => match failed.into_inner() {
                 Some(e) => Err(e),
-                None => writer.into_inner().finish().map_err(|e| e.to_string()),
+                None => (*writer).into_inner().finish().map_err(|e| e.to_string()),
             },
             _ => Err("internal: finish_stream on a load that is not streamed".into()),
         }

@@ -1,7 +1,7 @@
 //! Image preprocessing exactly as open_clip's eval transform does it on a PIL image
-//! (ARCHITECTURE.md §2): `Resize(S)` on the shorter side in the image's own mode (Pillow
-//! 13.0.0 semantics), `CenterCrop(S)` with Python's round-half-even offsets,
-//! `convert('RGB')`, then `ToTensor` + `Normalize` in float32.
+//! (docs/ARCHITECTURE.md §3, "Image file bytes -> vector"): `Resize(S)` on the shorter side
+//! in the image's own mode (Pillow 13.0.0 semantics), `CenterCrop(S)` with Python's
+//! round-half-even offsets, `convert('RGB')`, then `ToTensor` + `Normalize` in float32.
 //!
 //! `load_crop` goes from the encoded bytes to the S x S x 3 crop; `normalize` makes the
 //! float tensor. The pixel tests (tests/preprocess_pixels.rs) compare crops with open_clip's

@@ -3,6 +3,9 @@
 //! key, its shape and an (offset, scale) pair listed per variant in
 //! tests/fixtures/models/init_<V>.tsv. Full-size parity checks regenerate the weights here
 //! and commit only the reference outputs.
+//!
+//! Test data, not product: built only with the `testdata` feature (the CLI's `random-model`
+//! and `parity`, the engine's tests).
 
 use std::path::Path;
 
@@ -10,19 +13,10 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use crate::error::{EngineError, Result};
 
-/// `n` values in [-1, 1) from SplitMix64 seeded with `seed` (exact in f32).
+/// `n` values in [-1, 1) from SplitMix64 seeded with `seed` (exact in f32): the stream every
+/// tensor is drawn from.
 pub fn uniform(n: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^= z >> 31;
-            ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
+    crate::rng::uniform(n, seed)
 }
 
 /// FNV-1a 64 of the key's UTF-8 bytes: the per-tensor seed.

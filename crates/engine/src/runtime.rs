@@ -10,9 +10,9 @@
 //! - Nothing here runs at load time: callers call [`init`] lazily, after any fork.
 
 use std::ffi::{c_char, c_int, CStr};
-use std::sync::OnceLock;
 
 use mlx_rs::Array;
+use once_cell::sync::OnceCell;
 use serde::Serialize;
 
 use crate::error::{EngineError, Result};
@@ -62,7 +62,7 @@ impl Default for InitOptions {
     }
 }
 
-static INIT: OnceLock<std::result::Result<InitOptions, String>> = OnceLock::new();
+static INIT: OnceCell<std::result::Result<InitOptions, String>> = OnceCell::new();
 
 /// Makes MLX safe to use from this process. Idempotent: later calls return the first outcome
 /// (their options are ignored: the settings are process-wide).
@@ -225,6 +225,7 @@ mod openblas {
         // SAFETY: OpenBLAS's `char* openblas_get_config(void)` returns a static string.
         let f: extern "C" fn() -> *const c_char = unsafe { std::mem::transmute(f) };
         let p = f();
+        // SAFETY: non-null, a NUL-terminated static string (above).
         (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
     }
 
@@ -317,8 +318,8 @@ pub struct SelfCheck {
 pub fn self_check() -> Result<SelfCheck> {
     ensure_init()?;
     let (m, k, n) = (64usize, 48usize, 32usize);
-    let a = crate::microbench::det_data(m * k, 1);
-    let b = crate::microbench::det_data(k * n, 2);
+    let a = crate::rng::uniform(m * k, 1);
+    let b = crate::rng::uniform(k * n, 2);
     let t = std::time::Instant::now();
     let got = matmul_host(&a, [m, k], &b, [k, n])?;
     let ms = t.elapsed().as_secs_f64() * 1e3;

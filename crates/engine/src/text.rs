@@ -21,7 +21,6 @@ const PREFIX: &str = "text.";
 
 pub struct TextTower {
     cfg: TextCfg,
-    embed_dim: usize,
     token_embedding: Array,
     positional_embedding: Array,
     blocks: Vec<EncoderBlock>,
@@ -106,21 +105,12 @@ impl TextTower {
         }
         Ok(TextTower {
             cfg: cfg.clone(),
-            embed_dim,
             token_embedding: a("text.token_embedding.weight", &[cfg.vocab_size, w])?,
             positional_embedding: a("text.positional_embedding", &[cfg.context_length, w])?,
             blocks,
             ln_final: Norm::layer(a("text.ln_final.weight", &[w])?, a("text.ln_final.bias", &[w])?, LN_EPS),
             projection: a("text.text_projection", &[w, embed_dim])?,
         })
-    }
-
-    pub fn context_length(&self) -> usize {
-        self.cfg.context_length
-    }
-
-    pub fn embed_dim(&self) -> usize {
-        self.embed_dim
     }
 
     /// `ids`: `batch` rows of `context_length` token ids. Returns [batch, embed_dim],

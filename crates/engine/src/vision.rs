@@ -20,7 +20,6 @@ enum Trunk {
 pub struct VisionTower {
     trunk: Trunk,
     image_size: usize,
-    embed_dim: usize,
 }
 
 /// Which trunk the config names, checked against what this engine supports.
@@ -75,15 +74,7 @@ impl VisionTower {
             Spec::FastVit(s) => Trunk::FastVit(FastVit::load(p, &s, embed_dim)?),
             Spec::Vit(s) => Trunk::Vit(Vit::load(p, &s, embed_dim)?),
         };
-        Ok(VisionTower { trunk, image_size: cfg.image_preprocess()?.size as usize, embed_dim })
-    }
-
-    pub fn image_size(&self) -> usize {
-        self.image_size
-    }
-
-    pub fn embed_dim(&self) -> usize {
-        self.embed_dim
+        Ok(VisionTower { trunk, image_size: cfg.image_preprocess()?.size as usize })
     }
 
     /// `x`: [N, S, S, 3] normalised pixels. Returns [N, embed_dim]; L2-normalised if asked.

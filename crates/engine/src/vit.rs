@@ -167,7 +167,6 @@ pub fn expected_keys(spec: &VitSpec, embed_dim: usize) -> Vec<(String, Vec<usize
 
 pub struct Vit {
     spec: VitSpec,
-    embed_dim: usize,
     stem: Vec<PatchConv>,
     cls_token: Array,
     pos_embed: Array,
@@ -314,7 +313,6 @@ impl Vit {
         }
         Ok(Vit {
             spec: spec.clone(),
-            embed_dim,
             stem,
             cls_token: a("cls_token", &[1, 1, w])?,
             pos_embed: a("pos_embed", &[1, spec.pos_tokens(), w])?,
@@ -323,14 +321,6 @@ impl Vit {
             norm: ln("norm")?,
             head: lin("head", embed_dim, w)?,
         })
-    }
-
-    pub fn image_size(&self) -> usize {
-        self.spec.image_size
-    }
-
-    pub fn embed_dim(&self) -> usize {
-        self.embed_dim
     }
 
     /// `x`: [N, S, S, 3] normalised pixels (NHWC). Returns [N, embed_dim], not normalised.
@@ -393,22 +383,22 @@ mod tests {
         let (gw, gb) = gemm_conv(&wv, cout, cin, k, Some([&g, &b, &mean, &var]), None);
         let ours = patchify(&x, k as i32)
             .unwrap()
-            .matmul(&Array::from_slice(&gw, &[(k * k * cin) as i32, cout as i32]))
+            .matmul(Array::from_slice(&gw, &[(k * k * cin) as i32, cout as i32]))
             .unwrap()
-            .add(&Array::from_slice(&gb, &[cout as i32]))
+            .add(Array::from_slice(&gb, &[cout as i32]))
             .unwrap();
         // MLX conv2d wants weights [O, kh, kw, I].
         let wt = Array::from_slice(&wv, &[cout as i32, cin as i32, k as i32, k as i32]).transpose_axes(&[0, 2, 3, 1]).unwrap();
         let conv = mlx_rs::ops::conv2d(&x, &wt, (k as i32, k as i32), (0, 0), (1, 1), 1).unwrap();
         let bn = |v: &Vec<f32>| Array::from_slice(v, &[cout as i32]);
         let want = conv
-            .subtract(&bn(&mean))
+            .subtract(bn(&mean))
             .unwrap()
-            .divide(&bn(&var).add(&Array::from_f32(1e-5)).unwrap().sqrt().unwrap())
+            .divide(bn(&var).add(Array::from_f32(1e-5)).unwrap().sqrt().unwrap())
             .unwrap()
-            .multiply(&bn(&g))
+            .multiply(bn(&g))
             .unwrap()
-            .add(&bn(&b))
+            .add(bn(&b))
             .unwrap();
         let d: f32 = ours.subtract(&want).unwrap().abs().unwrap().max(None).unwrap().try_item_exact::<f32>().unwrap();
         assert_eq!(ours.shape(), want.shape());

@@ -8,9 +8,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use mlx_rs::Array;
-use mobileclip_engine::fastvit::{FastVit, FastVitSpec};
 use mobileclip_engine::random_model::uniform;
-use mobileclip_engine::weights::Weights;
+use mobileclip_engine::testing::{FastVit, FastVitSpec, Weights};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -36,7 +35,7 @@ fn fastvit_forward_timings() {
         let spec = FastVitSpec::from_timm_name(name).unwrap();
         let w = Weights::open(&models.join(v).join("open_clip_model.safetensors")).unwrap();
         let t = Instant::now();
-        let tower = FastVit::load(&mobileclip_engine::params::Params::build(&w), &spec, embed).unwrap();
+        let tower = FastVit::load(&mobileclip_engine::testing::Params::build(&w), &spec, embed).unwrap();
         eprintln!("{v}: load + reparameterize {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
         for batch in [1usize, 16] {
             let x = Array::from_slice(&uniform(batch * 256 * 256 * 3, 7), &[batch as i32, 256, 256, 3]);

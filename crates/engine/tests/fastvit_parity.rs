@@ -18,10 +18,8 @@ use std::path::{Path, PathBuf};
 
 use mlx_rs::Array;
 use mobileclip_engine::config::ModelConfig;
-use mobileclip_engine::fastvit::{FastVit, FastVitSpec};
-use mobileclip_engine::nn::l2_normalize;
 use mobileclip_engine::random_model::{compare, fnv1a64, parse_init_tsv, uniform, write_safetensors};
-use mobileclip_engine::weights::Weights;
+use mobileclip_engine::testing::{l2_normalize, FastVit, FastVitSpec, Weights};
 
 const S: usize = 256;
 /// (coarse grid, sharp blocks, noise amplitude) per image; must match the Python script.
@@ -129,7 +127,7 @@ fn check(v: &str) {
     let init = parse_init_tsv(&std::fs::read_to_string(root().join(format!("tests/fixtures/models/init_{v}.tsv"))).unwrap()).unwrap();
     write_safetensors(&file, &init, |k| k.starts_with("visual.")).unwrap();
     let w = Weights::open(&file).unwrap();
-    let tower = FastVit::load(&mobileclip_engine::params::Params::build(&w), &spec, embed).unwrap();
+    let tower = FastVit::load(&mobileclip_engine::testing::Params::build(&w), &spec, embed).unwrap();
     drop(w);
     std::fs::remove_file(&file).ok();
     assert_eq!(tower.reparam_counts().1, 0);
@@ -143,7 +141,7 @@ fn check(v: &str) {
     if let Some(dir) = std::env::var_os("FASTVIT_REPARAM_DIR") {
         let p = Path::new(&dir).join(v).join("reparam.safetensors");
         let w = Weights::open(&p).unwrap();
-        let tower = FastVit::load(&mobileclip_engine::params::Params::build(&w), &spec, embed).unwrap();
+        let tower = FastVit::load(&mobileclip_engine::testing::Params::build(&w), &spec, embed).unwrap();
         assert_eq!(tower.reparam_counts().0, 0, "{v}: the timm file should be fully reparameterized");
         let (min_cos, max_abs, raw_abs) = run(&tower, &x, &r);
         println!("| {v} | timm reparam | {:.2e} | {max_abs:.2e} | {raw_abs:.2e} | {:.4} |", 1.0 - min_cos, r.spread);

@@ -12,6 +12,9 @@ use mobileclip_engine::random_model::write_model_dir;
 use mobileclip_engine::{Engine, EngineError, LoadOptions};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
+/// A change made to one tensor's values.
+type Edit = Box<dyn Fn(&mut [f32])>;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -72,7 +75,7 @@ fn load_err(dir: &Path) -> String {
 #[test]
 fn non_finite_weights_and_bad_variances_fail_at_load_naming_the_tensor() {
     let (base, _cleanup) = base_model("load");
-    let cases: [(&str, &str, Box<dyn Fn(&mut [f32])>, &str); 5] = [
+    let cases: [(&str, &str, Edit, &str); 5] = [
         ("inf-text", "text.transformer.resblocks.3.mlp.c_fc.weight", Box::new(|v| v[1234] = f32::INFINITY), "inf"),
         ("nan-image", "visual.trunk.stages.1.blocks.0.mlp.fc1.weight", Box::new(|v| v[7] = f32::NAN), "NaN"),
         ("ninf-proj", "text.text_projection", Box::new(|v| v[0] = f32::NEG_INFINITY), "-inf"),
@@ -121,7 +124,7 @@ fn overflow_is_an_error_naming_the_input_never_a_vector() {
     }
 
     let img = std::fs::read(root().join("tests/fixtures/images/src/png_rgb.png")).unwrap();
-    let edits: [(&str, Box<dyn Fn(&mut [f32])>); 2] = [
+    let edits: [(&str, Edit); 2] = [
         ("could not be normalised", Box::new(|v| v.iter_mut().for_each(|x| *x *= 1.0e30))),
         ("non-finite value", Box::new(|v| v.iter_mut().for_each(|x| *x = 1.0e38))),
     ];

@@ -85,10 +85,19 @@ fn image_file(name: &str) -> Vec<u8> {
 fn reference_pixels(engine: &Engine, r: &ImageReference, name: &str) -> Vec<f32> {
     let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
     let png = root().join(format!("tests/fixtures/images/crops/{}_{}/{stem}.png", r.size, r.interpolation));
-    let rgb = image::load_from_memory(&std::fs::read(&png).unwrap()).unwrap().to_rgb8();
-    assert_eq!(rgb.dimensions(), (r.size, r.size), "{}", png.display());
+    // The crops are 8-bit RGB PNGs written by the reference script; `png` reads them as stored.
+    let mut dec = png::Decoder::new(std::io::Cursor::new(std::fs::read(&png).unwrap())).read_info().unwrap();
+    let mut rgb = vec![0u8; dec.output_buffer_size().unwrap()];
+    let f = dec.next_frame(&mut rgb).unwrap();
+    assert_eq!(
+        (f.width, f.height, f.color_type, f.bit_depth),
+        (r.size, r.size, png::ColorType::Rgb, png::BitDepth::Eight),
+        "{}",
+        png.display()
+    );
+    rgb.truncate(f.buffer_size());
     let p = engine.image_preprocess();
-    mobileclip_engine::preprocess::normalize(rgb.as_raw(), p.mean, p.std)
+    mobileclip_engine::preprocess::normalize(&rgb, p.mean, p.std)
 }
 
 /// (same pixels: min cos, max abs), (end to end: min cos, max abs).

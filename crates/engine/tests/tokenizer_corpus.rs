@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use mobileclip_engine::text_clean;
+use mobileclip_engine::testing::text_clean;
 use mobileclip_engine::tokenizer::ClipTokenizer;
 
 const CONTEXT: usize = 77;

@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mobileclip_engine::loader::CacheState;
 use mobileclip_engine::preprocess::ImageLimits;
 use mobileclip_engine::random_model::write_model_dir;
+use mobileclip_engine::CacheState;
 use mobileclip_engine::{Engine, LoadOptions};
 
 const TEXTS: [&str; 3] = ["a photo of a dog", "a red bicycle leaning on a wall", ""];

@@ -44,6 +44,7 @@ pub struct Dw {
 
 impl Dw {
     /// From a computed kernel (tests).
+    #[cfg(test)]
     pub fn new(kern: &ConvKernel, cin: usize, stride: usize) -> Result<Dw> {
         if kern.cin_g != 1 || cin == 0 || !kern.out.is_multiple_of(cin) {
             return Err(bad(format!("kernel {}x{} is not depthwise over {cin} channels", kern.out, kern.cin_g)));
@@ -82,10 +83,6 @@ impl Dw {
 
     pub fn forward_act(&self, x: &Array, act: Act) -> Result<Array> {
         kernels::depthwise(x, &self.w, Some(&self.b), self.stride, act)
-    }
-
-    fn params(&self) -> Vec<&Array> {
-        vec![&self.w, &self.b]
     }
 }
 
@@ -159,12 +156,6 @@ impl Se {
         let g = self.gate(x)?;
         kernels::epilogue(x, Some(&g), None, None, act)
     }
-
-    fn params(&self) -> Vec<&Array> {
-        let mut v = self.fc1.arrays();
-        v.extend(self.fc2.arrays());
-        v
-    }
 }
 
 /// Reads `key` (shape [rows, cols, 1, 1] or [rows, cols]) and returns it as f64 rows with its
@@ -233,13 +224,6 @@ impl Mlp {
             self.fc2.forward_with(&h, Act::None, Some(&p[0]))
         })?;
         Ok(out.reshape(&s)?)
-    }
-
-    fn params(&self) -> Vec<&Array> {
-        let mut v = self.conv.params();
-        v.extend(self.fc1.arrays());
-        v.extend(self.fc2.arrays());
-        v
     }
 }
 
@@ -324,25 +308,6 @@ impl Block {
             }
         }
     }
-
-    pub fn params(&self) -> Vec<&Array> {
-        match self {
-            Block::RepMixer { mixer, mlp } => {
-                let mut v = mixer.params();
-                v.extend(mlp.params());
-                v
-            }
-            Block::Attention { ln, qkv, proj, mlp, .. } => {
-                let mut v = qkv.arrays();
-                v.extend(proj.arrays());
-                v.extend(mlp.params());
-                if let Some(n) = ln {
-                    v.extend(n.arrays());
-                }
-                v
-            }
-        }
-    }
 }
 
 /// PatchEmbed: ReparamLargeKernelConv 7x7 stride 2 (channel multiplier 2) + SE? + GELU, then
@@ -369,15 +334,6 @@ impl Downsample {
         };
         pointwise_gelu(&y, &self.pw)
     }
-
-    pub fn params(&self) -> Vec<&Array> {
-        let mut v = self.lk.params();
-        if let Some(se) = &self.se {
-            v.extend(se.params());
-        }
-        v.extend(self.pw.arrays());
-        v
-    }
 }
 
 /// Stem: MobileOne 3x3 s2 dense, 3x3 s2 depthwise, 1x1; GELU after each.
@@ -395,13 +351,6 @@ impl Stem {
     pub fn forward(&self, x: &Array) -> Result<Array> {
         let x = self.c0.forward(x, Act::Gelu)?;
         pointwise_gelu(&self.c1.forward_act(&x, Act::Gelu)?, &self.c2)
-    }
-
-    pub fn params(&self) -> Vec<&Array> {
-        let mut v = vec![&self.c0.w, &self.c0.b];
-        v.extend(self.c1.params());
-        v.extend(self.c2.arrays());
-        v
     }
 }
 
@@ -425,13 +374,6 @@ impl Head {
         let y = self.se.forward_act(&self.conv.forward(x)?, Act::Gelu)?;
         self.fc.forward(&y.mean_axes(&[1, 2], false)?)
     }
-
-    pub fn params(&self) -> Vec<&Array> {
-        let mut v = self.conv.params();
-        v.extend(self.se.params());
-        v.extend(self.fc.arrays());
-        v
-    }
 }
 
 /// gelu(pw(y)) over pixels (y already activated by the conv kernel before it), in row chunks.
@@ -446,8 +388,4 @@ fn pointwise_gelu(y: &Array, pw: &Linear) -> Result<Array> {
 /// Depthwise conv of a reparameterizable module (RepCPE, RepMixer) as a standalone layer.
 pub fn dw_module(plan: &Plan, p: &Params, m: &Module, cin: usize, stride: usize) -> Result<Dw> {
     Dw::module(p, plan, m, cin, stride)
-}
-
-pub fn dw_params(d: &Dw) -> Vec<&Array> {
-    d.params()
 }

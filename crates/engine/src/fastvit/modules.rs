@@ -23,7 +23,14 @@ pub enum Kind {
     /// Identity BN branch iff cin == cout and stride 1; `scale`: 1x1 branch present.
     MobileOne { cin: usize, cout: usize, k: usize, stride: usize, depthwise: bool, scale: bool, se: Option<usize> },
     /// ReparamLargeKernelConv 7x7 + 3x3, stride 2, groups = cin.
-    LargeKernel { cin: usize, cout: usize, se: Option<usize> },
+    LargeKernel {
+        // Describes the module (groups = cin); no key shape depends on it (the kernels are
+        // [cout, 1, k, k]), so nothing reads it.
+        #[allow(dead_code)]
+        cin: usize,
+        cout: usize,
+        se: Option<usize>,
+    },
     /// RepMixer (3x3 depthwise), prefix = `...token_mixer`.
     RepMixer { dim: usize },
     /// RepConditionalPosEnc (7x7 depthwise), prefix = `...pos_emb`.

@@ -42,10 +42,6 @@ impl Bn {
     pub fn len(&self) -> usize {
         self.gamma.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.gamma.is_empty()
-    }
 }
 
 impl ConvKernel {

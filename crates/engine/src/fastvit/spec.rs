@@ -112,7 +112,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn table_matches_architecture_notes() {
+    fn table_matches_timm() {
         let s0 = FastVitSpec::from_timm_name("fastvit_mci0").unwrap();
         assert_eq!(s0.final_width(), 1024);
         assert_eq!(s0.final_se_width(), 64);

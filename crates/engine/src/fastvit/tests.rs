@@ -11,6 +11,7 @@ use safetensors::tensor::{Dtype, TensorView};
 
 use super::blocks::{self, Block, Downsample, Dw, Head, Se};
 use super::modules::{Form, Key, Kind, Module, Plan};
+use super::spec::AttnNorm;
 use super::*;
 use crate::conv;
 use crate::nn;
@@ -382,8 +383,10 @@ fn head_matches_training_form() {
 }
 
 /// Key inventory: the training form is exactly the `visual.*` rows of the committed
-/// init_<V>.tsv (same order); the reparameterized form has the key and parameter counts
-/// timm's `reparameterize_model` gave (facts_<V>.json).
+/// init_<V>.tsv (same order); the reparameterized form is exactly keys_<V>_reparam.tsv (key,
+/// shape and dtype of every `visual.*` tensor of open_clip's model after timm 1.0.31's
+/// `reparameterize_model`, state_dict order, recorded in the reference environment), and both
+/// have the parameter counts timm reported.
 #[test]
 fn key_inventory_matches_reference() {
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models");
@@ -414,21 +417,18 @@ fn key_inventory_matches_reference() {
                 .sum()
         };
         assert_eq!((params(&train), params(&rep)), (p_train, p_rep), "{v}: parameter counts");
-        // the exact reparameterized list, when the reference notes are on this machine
-        let shared = PathBuf::from(format!("/work/shared/reference/keys_{v}_reparam.tsv"));
-        if let Ok(text) = std::fs::read_to_string(shared) {
-            let want: Vec<(String, Vec<usize>)> = text
-                .lines()
-                .filter(|l| l.starts_with("visual."))
-                .map(|l| {
-                    let c: Vec<&str> = l.split('\t').collect();
-                    let d = c[1].trim_matches(|ch| ch == '[' || ch == ']');
-                    let s = if d.is_empty() { vec![] } else { d.split(", ").map(|x| x.parse().unwrap()).collect() };
-                    (c[0].to_string(), s)
-                })
-                .collect();
-            assert_eq!(rep, want, "{v}: reparameterized keys");
-        }
+        // the exact reparameterized list
+        let text = std::fs::read_to_string(fixtures.join(format!("keys_{v}_reparam.tsv"))).unwrap();
+        let want: Vec<(String, Vec<usize>)> = text
+            .lines()
+            .map(|l| {
+                let c: Vec<&str> = l.split('\t').collect();
+                let d = c[1].trim_matches(|ch| ch == '[' || ch == ']');
+                let s = if d.is_empty() { vec![] } else { d.split(", ").map(|x| x.parse().unwrap()).collect() };
+                (c[0].to_string(), s)
+            })
+            .collect();
+        assert_eq!(rep, want, "{v}: reparameterized keys");
     }
 }
 

@@ -421,7 +421,7 @@ fn decode_png(b: &[u8], max_alloc: u64) -> Result<Decoded> {
     let mut dec = png::Decoder::new_with_limits(Cursor::new(b), limits);
     // IDENTITY: raw samples (palette indices, 16 bits, 1/2/4-bit packing), no gamma.
     dec.set_transformations(png::Transformations::IDENTITY);
-    let mut r = dec.read_info().map_err(|e| png_err(e))?;
+    let mut r = dec.read_info().map_err(png_err)?;
     let info = r.info();
     let (w, h) = (info.width, info.height);
     let (depth, ctype) = (info.bit_depth as u8, info.color_type);
@@ -840,43 +840,42 @@ fn tiff_layout(b: &[u8]) -> Result<TiffLayout> {
         return Ok(t);
     }
     let ct = d.colortype().map_err(|e| codec_err(fmt, e))?;
+    (t.mode, t.drop_extra, t.premultiplied) = tiff_plain_mode(ct, photometric, &extra, b.starts_with(b"MM"))?;
+    Ok(t)
+}
+
+/// The Pillow mode of an uncompressed/LZW/Deflate/PackBits TIFF that is not a palette image,
+/// as TiffImagePlugin's OPEN_INFO maps it, with whether an unassociated extra sample is
+/// dropped (`drop_extra`) and whether the alpha is associated (`premultiplied`).
+fn tiff_plain_mode(ct: tiff::ColorType, photometric: Option<u16>, extra: &[u16], big_endian: bool) -> Result<(&'static str, bool, bool)> {
     use tiff::ColorType as C;
-    t.mode = match ct {
-        C::Gray(1) => "1",
-        C::Gray(8) => "L",
+    let unsupported = |what: String| EngineError::Unsupported(format!("image: TIFF {what} is not supported"));
+    Ok(match ct {
+        C::Gray(1) => ("1", false, false),
+        C::Gray(8) => ("L", false, false),
         // TiffImagePlugin: big-endian files open as I;16B.
-        C::Gray(16) if b.starts_with(b"MM") => "I;16B",
-        C::Gray(16) => "I;16",
-        C::GrayA(8) => "LA",
+        C::Gray(16) if big_endian => ("I;16B", false, false),
+        C::Gray(16) => ("I;16", false, false),
+        C::GrayA(8) => ("LA", false, false),
         C::Multiband { bit_depth: 8, num_samples: 2 } if matches!(photometric, Some(0 | 1)) => match extra.first() {
-            Some(2) => "LA",
-            Some(0) => {
-                t.drop_extra = true;
-                "L"
-            }
+            Some(2) => ("LA", false, false),
+            Some(0) => ("L", true, false),
             other => return Err(unsupported(format!("grey + extra sample of kind {other:?}"))),
         },
-        C::RGB(8 | 16) => "RGB",
+        C::RGB(8 | 16) => ("RGB", false, false),
         C::RGBA(8 | 16) => match extra.first() {
-            Some(0) => {
-                t.drop_extra = true;
-                "RGB"
-            }
-            Some(1) => {
-                t.premultiplied = true;
-                "RGBA"
-            }
-            _ => "RGBA",
+            Some(0) => ("RGB", true, false),
+            Some(1) => ("RGBA", false, true),
+            _ => ("RGBA", false, false),
         },
-        C::CMYK(8) => "CMYK",
+        C::CMYK(8) => ("CMYK", false, false),
         other => {
             return Err(unsupported(format!(
                 "colour type {other:?} (supported: 1-bit, 8-bit and 16-bit grey, 8-bit grey+alpha, 8/16-bit RGB and \
                  RGBA, 8-bit CMYK, 1/2/4/8-bit palette, JPEG-compressed RGB/YCbCr and grey)"
             )))
         }
-    };
-    Ok(t)
+    })
 }
 
 /// A copy of a TIFF with the first IFD's PhotometricInterpretation set to BlackIsZero, so

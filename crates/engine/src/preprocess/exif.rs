@@ -19,6 +19,8 @@
 use super::decode::Format;
 
 /// `ImageOps.exif_transpose`'s methods, by orientation value.
+// The variants are Pillow's `Image.Transpose` members by name, `TRANSPOSE` included.
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Transpose {
     FlipLeftRight,

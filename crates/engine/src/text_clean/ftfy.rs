@@ -14,8 +14,8 @@
 //! `utf-8-variants` decoder combines CESU-8 pairs into one character).
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
 
+use once_cell::sync::OnceCell;
 use regex::bytes::Regex as BytesRegex;
 use regex::Regex;
 
@@ -36,7 +36,7 @@ struct Regexes {
 }
 
 fn regexes() -> &'static Regexes {
-    static RE: OnceLock<Regexes> = OnceLock::new();
+    static RE: OnceCell<Regexes> = OnceCell::new();
     RE.get_or_init(|| Regexes {
         badness: regex::RegexBuilder::new(BADNESS_RE).size_limit(64 << 20).build().ok(),
         altered_utf8: BytesRegex::new(ALTERED_UTF8_RE).ok(),
@@ -217,7 +217,7 @@ fn is_bad(text: &str) -> bool {
 
 /// For each of `CHARMAPS`: (character, byte) for bytes 0x80..=0xFF, sorted by character.
 fn charmap_encoders() -> &'static [Vec<(char, u8)>] {
-    static ENC: OnceLock<Vec<Vec<(char, u8)>>> = OnceLock::new();
+    static ENC: OnceCell<Vec<Vec<(char, u8)>>> = OnceCell::new();
     ENC.get_or_init(|| {
         CHARMAPS
             .iter()
