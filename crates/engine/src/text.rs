@@ -62,16 +62,7 @@ pub fn expected_keys(cfg: &TextCfg, embed_dim: usize) -> Vec<(String, Vec<usize>
 pub fn check_header(weights: &Weights, cfg: &TextCfg, embed_dim: usize) -> Result<()> {
     let expected = expected_keys(cfg, embed_dim);
     let names: HashSet<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
-    let mut extra: Vec<String> = weights.keys().into_iter().filter(|k| k.starts_with(PREFIX) && !names.contains(k.as_str())).collect();
-    if !extra.is_empty() {
-        extra.sort();
-        let more = if extra.len() > 3 { format!(" (and {} more)", extra.len() - 3) } else { String::new() };
-        return Err(EngineError::Model(format!(
-            "{}: unexpected text tensor(s) {}{more}: the file does not match open_clip_config.json",
-            weights.path().display(),
-            extra[..extra.len().min(3)].join(", ")
-        )));
-    }
+    weights.reject_unexpected(PREFIX, |k| names.contains(k), "text", "the file does not match open_clip_config.json")?;
     for (k, shape) in &expected {
         weights.check(k, shape)?;
     }

@@ -227,17 +227,8 @@ pub fn check_header(weights: &Weights, spec: &VitSpec, embed_dim: usize) -> Resu
             names.insert(format!("{PREFIX}patch_embed.backbone.{i}.bn.num_batches_tracked"));
         }
     }
-    let mut extra: Vec<String> = weights.keys().into_iter().filter(|k| k.starts_with("visual.") && !names.contains(k)).collect();
-    if !extra.is_empty() {
-        extra.sort();
-        let more = if extra.len() > 3 { format!(" (and {} more)", extra.len() - 3) } else { String::new() };
-        return Err(EngineError::Model(format!(
-            "{}: unexpected image tensor(s) {}{more}: the file does not match open_clip_config.json ({})",
-            weights.path().display(),
-            extra[..extra.len().min(3)].join(", "),
-            spec.timm_name
-        )));
-    }
+    let hint = format!("the file does not match open_clip_config.json ({})", spec.timm_name);
+    weights.reject_unexpected("visual.", |k| names.contains(k), "image", &hint)?;
     for (k, shape) in &expected {
         weights.check(k, shape)?;
     }

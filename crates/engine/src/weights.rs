@@ -49,6 +49,23 @@ impl Weights {
         self.meta.info(key).is_some()
     }
 
+    /// The one check for stray tensors: a key under `prefix` that `expected` does not know
+    /// means the file does not match the config (the tower would silently ignore weights).
+    /// Names the first three, sorted.
+    pub fn reject_unexpected(&self, prefix: &str, expected: impl Fn(&str) -> bool, tower: &str, hint: &str) -> Result<()> {
+        let mut extra: Vec<String> = self.keys().into_iter().filter(|k| k.starts_with(prefix) && !expected(k)).collect();
+        if extra.is_empty() {
+            return Ok(());
+        }
+        extra.sort();
+        let more = if extra.len() > 3 { format!(" (and {} more)", extra.len() - 3) } else { String::new() };
+        Err(EngineError::Model(format!(
+            "{}: unexpected {tower} tensor(s) {}{more}: {hint}",
+            self.path.display(),
+            extra[..extra.len().min(3)].join(", ")
+        )))
+    }
+
     fn err(&self, key: &str, what: String) -> EngineError {
         EngineError::Model(format!("{}: tensor \"{key}\": {what}", self.path.display()))
     }

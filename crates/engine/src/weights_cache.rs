@@ -198,10 +198,6 @@ impl CacheFile {
         self.entries.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     pub fn shape(&self, i: usize) -> Option<&[usize]> {
         self.entries.get(i).map(|e| e.shape.as_slice())
     }
@@ -224,12 +220,6 @@ impl CacheFile {
         }
         let v: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         Ok((Array::from_slice(&v, &dims), false))
-    }
-
-    /// Whether `ptr` lies inside this file's mapping (for tests and diagnostics).
-    pub fn contains_ptr(&self, ptr: *const u8) -> bool {
-        let start = self.map.as_ptr() as usize;
-        (start..start + self.map.len()).contains(&(ptr as usize))
     }
 }
 

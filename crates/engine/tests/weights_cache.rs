@@ -98,6 +98,9 @@ fn cached_towers_equal_private_ones() {
     }
 }
 
+/// A named way to damage a file's bytes.
+type Damage<'a> = (&'a str, &'a dyn Fn(&mut Vec<u8>));
+
 /// Truncated, extended, one data byte flipped, metadata edited: each is detected, rebuilt,
 /// and the embeddings stay exact.
 #[test]
@@ -108,7 +111,7 @@ fn damaged_cache_files_are_rebuilt() {
     let cache = tmp.0.join("cache");
     let want = outputs(&engine(&dir, None));
     drop(engine(&dir, Some(&cache)));
-    let damages: [(&str, &dyn Fn(&mut Vec<u8>)); 4] = [
+    let damages: [Damage; 4] = [
         ("truncated", &|b: &mut Vec<u8>| b.truncate(b.len() - 100)),
         ("extended", &|b: &mut Vec<u8>| b.extend_from_slice(&[0; 64])),
         ("data byte flipped", &|b: &mut Vec<u8>| {
@@ -163,17 +166,18 @@ fn unusable_cache_dir_falls_back_to_private_memory() {
     assert_eq!(outputs(&e), want);
 }
 
-/// A full disk: a 1 MiB tmpfs as the cache directory (needs root and mount; says so when it
-/// cannot run). The write fails, no partial file stays, the results are exact.
+/// A full disk, then a read-only one: a 1 MiB tmpfs as the cache directory (needs root and
+/// mount; says so when it cannot run). The writes fail, no partial file stays, the results
+/// are exact.
 #[test]
-fn full_disk_falls_back_to_private_memory() {
+fn full_or_read_only_disk_falls_back_to_private_memory() {
     mobileclip_engine::runtime::init(Default::default()).unwrap();
     let tmp = TempDir::new("full");
     let mnt = tmp.0.join("tiny");
     std::fs::create_dir_all(&mnt).unwrap();
     let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&mnt).status().map(|s| s.success()).unwrap_or(false);
     if !ok {
-        println!("SKIPPED full_disk_falls_back_to_private_memory: cannot mount a tmpfs here (not root?)");
+        println!("SKIPPED full_or_read_only_disk_falls_back_to_private_memory: cannot mount a tmpfs here (not root?)");
         return;
     }
     struct Unmount(PathBuf);
@@ -194,6 +198,16 @@ fn full_disk_falls_back_to_private_memory() {
     let left: Vec<_> =
         std::fs::read_dir(&mnt).unwrap().map(|e| e.unwrap().file_name()).filter(|n| !n.to_string_lossy().starts_with("source-")).collect();
     assert!(left.is_empty(), "left in the full cache directory: {left:?}");
+    // The same directory remounted read-only (root ignores permission bits; a read-only
+    // filesystem it cannot): the cache cannot be written either.
+    let ro = Command::new("mount").args(["-o", "remount,ro"]).arg(&mnt).status().map(|s| s.success()).unwrap_or(false);
+    assert!(ro, "remount read-only failed");
+    let e = engine(&dir, Some(&mnt));
+    for t in e.towers() {
+        assert!(matches!(t.cache, Some(CacheState::Unavailable { .. })), "{}: {:?}", t.name, t.cache);
+        println!("read-only: {}: {:?}", t.name, t.cache);
+    }
+    assert_eq!(outputs(&e), want);
 }
 
 /// Four processes start building the same cache at once; each must get exact embeddings,

@@ -250,16 +250,8 @@ impl Plan {
             }
             forms.insert(m.prefix.clone(), form);
         }
-        let mut extra: Vec<String> = w.keys().into_iter().filter(|k| k.starts_with("visual.") && !allowed.contains(k)).collect();
-        if !extra.is_empty() {
-            extra.sort();
-            let more = if extra.len() > 3 { format!(" (and {} more)", extra.len() - 3) } else { String::new() };
-            return Err(EngineError::Model(format!(
-                "{}: unexpected image tensor(s) {}{more}: not part of this FastViT tower (or a module mixes training and reparameterized keys)",
-                w.path().display(),
-                extra[..extra.len().min(3)].join(", ")
-            )));
-        }
+        let hint = "not part of this FastViT tower (or a module mixes training and reparameterized keys)";
+        w.reject_unexpected("visual.", |k| allowed.contains(k), "image", hint)?;
         Ok(Plan { forms, shapes })
     }
 
