@@ -4,8 +4,6 @@
 //! x = tok_emb[ids] + pos_emb; per block x += out(MHA(ln_1 x)); x += c_proj(gelu(c_fc(ln_2 x)));
 //! ln_final; pool the row at the largest token id (EOT); @ text_projection; L2 normalise.
 
-use std::collections::HashSet;
-
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::Array;
 
@@ -13,7 +11,7 @@ use crate::config::TextCfg;
 use crate::error::{EngineError, Result};
 use crate::nn::{self, EncoderBlock, Linear, Norm};
 use crate::params::Params;
-use crate::weights::Weights;
+use crate::weights::{Inventory, Weights};
 
 /// LayerNorm eps of open_clip's text tower (torch default).
 const LN_EPS: f32 = 1e-5;
@@ -57,50 +55,43 @@ pub fn expected_keys(cfg: &TextCfg, embed_dim: usize) -> Vec<(String, Vec<usize>
     keys
 }
 
-/// Header-only checks of the text tower's tensors: every expected key with its shape and a
+fn inventory(cfg: &TextCfg, embed_dim: usize) -> Inventory {
+    Inventory::new(expected_keys(cfg, embed_dim))
+}
+
+/// Header-only checks of the text tower's tensors: every inventory key with its shape and a
 /// float dtype, and no `text.*` key the config does not explain. No tensor data is read.
 pub fn check_header(weights: &Weights, cfg: &TextCfg, embed_dim: usize) -> Result<()> {
-    let expected = expected_keys(cfg, embed_dim);
-    let names: HashSet<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
-    weights.reject_unexpected(PREFIX, |k| names.contains(k), "text", "the file does not match open_clip_config.json")?;
-    for (k, shape) in &expected {
-        weights.check(k, shape)?;
-    }
-    Ok(())
+    inventory(cfg, embed_dim).check(weights, PREFIX, "text", "the file does not match open_clip_config.json", |_| false)
 }
 
 impl TextTower {
     /// The tower from `p` (the model file or the weights cache). Every key, shape and dtype
-    /// is checked before any tensor is read.
+    /// is checked before any tensor is read; shapes come from the inventory.
     pub fn load(p: &Params, cfg: &TextCfg, embed_dim: usize) -> Result<Self> {
-        check_header(p.src(), cfg, embed_dim)?;
-        let a = |k: &str, s: &[usize]| p.tensor(k, s);
-        let (w, h) = (cfg.width, cfg.mlp_width());
+        let inv = inventory(cfg, embed_dim);
+        inv.check(p.src(), PREFIX, "text", "the file does not match open_clip_config.json", |_| false)?;
+        let a = |k: &str| p.tensor(k, inv.shape(k)?);
+        let lin = |w: &str, b: &str| Linear::from_torch(a(w)?, Some(a(b)?));
         let mut blocks = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
-            let p = format!("text.transformer.resblocks.{i}.");
+            let b = |name: &str| format!("text.transformer.resblocks.{i}.{name}");
             blocks.push(EncoderBlock {
-                norm1: Norm::layer(a(&format!("{p}ln_1.weight"), &[w])?, a(&format!("{p}ln_1.bias"), &[w])?, LN_EPS),
-                qkv: Linear::from_torch(
-                    a(&format!("{p}attn.in_proj_weight"), &[3 * w, w])?,
-                    Some(a(&format!("{p}attn.in_proj_bias"), &[3 * w])?),
-                )?,
-                proj: Linear::from_torch(
-                    a(&format!("{p}attn.out_proj.weight"), &[w, w])?,
-                    Some(a(&format!("{p}attn.out_proj.bias"), &[w])?),
-                )?,
-                norm2: Norm::layer(a(&format!("{p}ln_2.weight"), &[w])?, a(&format!("{p}ln_2.bias"), &[w])?, LN_EPS),
-                fc1: Linear::from_torch(a(&format!("{p}mlp.c_fc.weight"), &[h, w])?, Some(a(&format!("{p}mlp.c_fc.bias"), &[h])?))?,
-                fc2: Linear::from_torch(a(&format!("{p}mlp.c_proj.weight"), &[w, h])?, Some(a(&format!("{p}mlp.c_proj.bias"), &[w])?))?,
+                norm1: Norm::layer(a(&b("ln_1.weight"))?, a(&b("ln_1.bias"))?, LN_EPS),
+                qkv: lin(&b("attn.in_proj_weight"), &b("attn.in_proj_bias"))?,
+                proj: lin(&b("attn.out_proj.weight"), &b("attn.out_proj.bias"))?,
+                norm2: Norm::layer(a(&b("ln_2.weight"))?, a(&b("ln_2.bias"))?, LN_EPS),
+                fc1: lin(&b("mlp.c_fc.weight"), &b("mlp.c_fc.bias"))?,
+                fc2: lin(&b("mlp.c_proj.weight"), &b("mlp.c_proj.bias"))?,
             });
         }
         Ok(TextTower {
             cfg: cfg.clone(),
-            token_embedding: a("text.token_embedding.weight", &[cfg.vocab_size, w])?,
-            positional_embedding: a("text.positional_embedding", &[cfg.context_length, w])?,
+            token_embedding: a("text.token_embedding.weight")?,
+            positional_embedding: a("text.positional_embedding")?,
             blocks,
-            ln_final: Norm::layer(a("text.ln_final.weight", &[w])?, a("text.ln_final.bias", &[w])?, LN_EPS),
-            projection: a("text.text_projection", &[w, embed_dim])?,
+            ln_final: Norm::layer(a("text.ln_final.weight")?, a("text.ln_final.bias")?, LN_EPS),
+            projection: a("text.text_projection")?,
         })
     }
 

@@ -13,8 +13,6 @@
 //! one GEMM (MLX's conv2d on CPU is slower and would gain nothing). The B stem BatchNorms are
 //! folded into their GEMM weights at load (in f64, then rounded once to f32).
 
-use std::collections::HashSet;
-
 use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::Array;
 
@@ -22,7 +20,7 @@ use crate::error::{EngineError, Result};
 use crate::kernels::{self, Act};
 use crate::nn::{EncoderBlock, Linear, Norm};
 use crate::params::Params;
-use crate::weights::Weights;
+use crate::weights::{Inventory, Weights};
 
 const PREFIX: &str = "visual.trunk.";
 const BN_EPS: f64 = 1e-5;
@@ -217,100 +215,103 @@ fn patchify(x: &Array, k: i32) -> Result<Array> {
     Ok(x.reshape(&[n, h / k, k, w / k, k, c])?.transpose_axes(&[0, 1, 3, 2, 4, 5])?.reshape(&[n, h / k, w / k, k * k * c])?)
 }
 
+fn inventory(spec: &VitSpec, embed_dim: usize) -> Inventory {
+    Inventory::new(expected_keys(spec, embed_dim))
+}
+
 /// Header-only checks of a ViT tower's tensors (keys, shapes, float dtypes, no stray
-/// `visual.*` key). No tensor data is read.
+/// `visual.*` key; the conv stem's int64 BatchNorm counters are tolerated, never read).
+/// No tensor data is read.
 pub fn check_header(weights: &Weights, spec: &VitSpec, embed_dim: usize) -> Result<()> {
-    let expected = expected_keys(spec, embed_dim);
-    let mut names: HashSet<String> = expected.iter().map(|(k, _)| k.clone()).collect();
-    if spec.stem == StemKind::MciConvStem {
-        for i in 0..2 {
-            names.insert(format!("{PREFIX}patch_embed.backbone.{i}.bn.num_batches_tracked"));
-        }
-    }
+    check(&inventory(spec, embed_dim), weights, spec)
+}
+
+fn check(inv: &Inventory, weights: &Weights, spec: &VitSpec) -> Result<()> {
     let hint = format!("the file does not match open_clip_config.json ({})", spec.timm_name);
-    weights.reject_unexpected("visual.", |k| names.contains(k), "image", &hint)?;
-    for (k, shape) in &expected {
-        weights.check(k, shape)?;
-    }
-    Ok(())
+    let counter = |k: &str| {
+        spec.stem == StemKind::MciConvStem
+            && k.starts_with(&format!("{PREFIX}patch_embed.backbone."))
+            && k.ends_with(".bn.num_batches_tracked")
+    };
+    inv.check(weights, "visual.", "image", &hint, counter)
 }
 
 impl Vit {
-    /// The tower from `p` (the model file or the weights cache).
+    /// The tower from `p` (the model file or the weights cache). Shapes come from the
+    /// inventory (`expected_keys`).
     pub fn load(p: &Params, spec: &VitSpec, embed_dim: usize) -> Result<Vit> {
         let weights = p.src();
-        check_header(weights, spec, embed_dim)?;
+        let inv = inventory(spec, embed_dim);
+        check(&inv, weights, spec)?;
         let key = |k: &str| format!("{PREFIX}{k}");
-        let a = |k: &str, s: &[usize]| p.tensor(&key(k), s);
-        let v = |k: &str, s: &[usize]| weights.f32_vec(&key(k), s);
-        let (w, m) = (spec.width, spec.mlp);
+        let shape = |k: &str| inv.shape(&key(k));
+        let a = |k: &str| p.tensor(&key(k), shape(k)?);
+        let v = |k: &str| weights.f32_vec(&key(k), shape(k)?);
 
+        // Patch stem: each conv (+ BatchNorm or bias) folded into one GEMM over patches; the
+        // folding (reading the file) runs only when building.
         let mut stem = Vec::new();
-        // `conv` (reading the file and folding the BatchNorm) runs only when building.
-        let mut push_conv = |conv: &dyn Fn() -> Result<(Vec<f32>, Vec<f32>)>, k: usize, i: usize, o: usize, has_bias: bool| -> Result<()> {
+        let mut push_conv = |wkey: &str, bn: Option<String>, bias: Option<&str>| -> Result<()> {
+            let (o, i, k) = match shape(wkey)? {
+                [o, i, k, _] => (*o, *i, *k),
+                s => return Err(EngineError::Model(format!("internal: {wkey} has shape {s:?}"))),
+            };
             let cv = once_cell::unsync::OnceCell::new();
-            let cv = || cv.get_or_try_init(conv);
+            let cv = || {
+                cv.get_or_try_init(|| -> Result<(Vec<f32>, Vec<f32>)> {
+                    let cw = v(wkey)?;
+                    let bn: Option<Vec<Vec<f32>>> = match &bn {
+                        Some(b) => Some(
+                            ["weight", "bias", "running_mean", "running_var"]
+                                .iter()
+                                .map(|s| v(&format!("{b}.{s}")))
+                                .collect::<Result<_>>()?,
+                        ),
+                        None => None,
+                    };
+                    let cb = bias.map(v).transpose()?;
+                    Ok(gemm_conv(&cw, o, i, k, bn.as_ref().map(|b| [b[0].as_slice(), &b[1], &b[2], &b[3]]), cb.as_deref()))
+                })
+            };
             let w = p.one(&[k * k * i, o], || Ok(Array::from_slice(&cv()?.0, &[(k * k * i) as i32, o as i32])))?;
+            let has_bias = bn.is_some() || bias.is_some();
             let b = if has_bias { Some(p.one(&[o], || Ok(Array::from_slice(&cv()?.1, &[o as i32])))?) } else { None };
             stem.push(PatchConv { k: k as i32, w, b });
             Ok(())
         };
         match spec.stem {
             StemKind::MciConvStem => {
-                for (i, cin, cout, k) in [(0usize, 3usize, 192usize, 4usize), (1, 192, 192, 2)] {
-                    let conv = || -> Result<(Vec<f32>, Vec<f32>)> {
-                        let cw = v(&format!("patch_embed.backbone.{i}.conv.weight"), &[cout, cin, k, k])?;
-                        let bn: Vec<Vec<f32>> = ["weight", "bias", "running_mean", "running_var"]
-                            .iter()
-                            .map(|s| v(&format!("patch_embed.backbone.{i}.bn.{s}"), &[cout]))
-                            .collect::<Result<_>>()?;
-                        Ok(gemm_conv(&cw, cout, cin, k, Some([&bn[0], &bn[1], &bn[2], &bn[3]]), None))
-                    };
-                    push_conv(&conv, k, cin, cout, true)?;
+                for i in 0..2 {
+                    push_conv(&format!("patch_embed.backbone.{i}.conv.weight"), Some(format!("patch_embed.backbone.{i}.bn")), None)?;
                 }
-                let conv = || -> Result<(Vec<f32>, Vec<f32>)> {
-                    let cw = v("patch_embed.backbone.2.conv.weight", &[w, 192, 2, 2])?;
-                    let cb = v("patch_embed.backbone.2.conv.bias", &[w])?;
-                    Ok(gemm_conv(&cw, w, 192, 2, None, Some(&cb)))
-                };
-                push_conv(&conv, 2, 192, w, true)?;
+                push_conv("patch_embed.backbone.2.conv.weight", None, Some("patch_embed.backbone.2.conv.bias"))?;
             }
-            StemKind::Patch(ps) => {
-                let conv = || -> Result<(Vec<f32>, Vec<f32>)> {
-                    let cw = v("patch_embed.proj.weight", &[w, 3, ps, ps])?;
-                    Ok(gemm_conv(&cw, w, 3, ps, None, None))
-                };
-                push_conv(&conv, ps, 3, w, false)?;
-            }
+            StemKind::Patch(_) => push_conv("patch_embed.proj.weight", None, None)?,
         }
 
-        let ln = |name: &str| -> Result<Norm> {
-            Ok(Norm::layer(a(&format!("{name}.weight"), &[w])?, a(&format!("{name}.bias"), &[w])?, spec.ln_eps))
-        };
-        let lin = |name: &str, o: usize, i: usize| -> Result<Linear> {
-            Linear::from_torch(a(&format!("{name}.weight"), &[o, i])?, Some(a(&format!("{name}.bias"), &[o])?))
-        };
+        let ln = |name: &str| -> Result<Norm> { Ok(Norm::layer(a(&format!("{name}.weight"))?, a(&format!("{name}.bias"))?, spec.ln_eps)) };
+        let lin = |name: &str| -> Result<Linear> { Linear::from_torch(a(&format!("{name}.weight"))?, Some(a(&format!("{name}.bias"))?)) };
         let mut blocks = Vec::with_capacity(spec.depth);
         for i in 0..spec.depth {
-            let p = format!("blocks.{i}.");
+            let b = |name: &str| format!("blocks.{i}.{name}");
             blocks.push(EncoderBlock {
-                norm1: ln(&format!("{p}norm1"))?,
-                qkv: lin(&format!("{p}attn.qkv"), 3 * w, w)?,
-                proj: lin(&format!("{p}attn.proj"), w, w)?,
-                norm2: ln(&format!("{p}norm2"))?,
-                fc1: lin(&format!("{p}mlp.fc1"), m, w)?,
-                fc2: lin(&format!("{p}mlp.fc2"), w, m)?,
+                norm1: ln(&b("norm1"))?,
+                qkv: lin(&b("attn.qkv"))?,
+                proj: lin(&b("attn.proj"))?,
+                norm2: ln(&b("norm2"))?,
+                fc1: lin(&b("mlp.fc1"))?,
+                fc2: lin(&b("mlp.fc2"))?,
             });
         }
         Ok(Vit {
             spec: spec.clone(),
             stem,
-            cls_token: a("cls_token", &[1, 1, w])?,
-            pos_embed: a("pos_embed", &[1, spec.pos_tokens(), w])?,
+            cls_token: a("cls_token")?,
+            pos_embed: a("pos_embed")?,
             norm_pre: if spec.pre_norm { Some(ln("norm_pre")?) } else { None },
             blocks,
             norm: ln("norm")?,
-            head: lin("head", embed_dim, w)?,
+            head: lin("head")?,
         })
     }
 

@@ -1,6 +1,7 @@
 //! `open_clip_model.safetensors`: opened once, every tensor checked against the shape the
 //! config implies before MLX sees it; errors name the file and the key. Never loads pickles.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -143,5 +144,39 @@ impl Weights {
         let v = self.f32_vec(key, shape)?;
         let dims: Vec<i32> = shape.iter().map(|&d| d as i32).collect();
         Ok(Array::from_slice(&v, &dims))
+    }
+}
+
+/// A tower's tensor inventory: every key it reads with its shape, in state_dict order. One
+/// list drives both the header check ([`Inventory::check`]) and the loader, which names a key
+/// and takes its shape from here ([`Inventory::shape`]): the two cannot disagree, and a key
+/// the inventory does not list is an internal error, not a silent extra read.
+pub struct Inventory {
+    keys: Vec<(String, Vec<usize>)>,
+    index: HashMap<String, usize>,
+}
+
+impl Inventory {
+    pub fn new(keys: Vec<(String, Vec<usize>)>) -> Inventory {
+        let index = keys.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
+        Inventory { keys, index }
+    }
+
+    /// Header-only: every listed key with its shape and a float dtype, and no key under
+    /// `prefix` that is neither listed nor `tolerated` (e.g. an unused BatchNorm counter).
+    pub fn check(&self, w: &Weights, prefix: &str, tower: &str, hint: &str, tolerated: impl Fn(&str) -> bool) -> Result<()> {
+        w.reject_unexpected(prefix, |k| self.index.contains_key(k) || tolerated(k), tower, hint)?;
+        for (k, shape) in &self.keys {
+            w.check(k, shape)?;
+        }
+        Ok(())
+    }
+
+    /// The shape of a listed key.
+    pub fn shape(&self, key: &str) -> Result<&[usize]> {
+        self.index
+            .get(key)
+            .map(|&i| self.keys[i].1.as_slice())
+            .ok_or_else(|| EngineError::Model(format!("internal: the loader asked for {key}, which the inventory does not list")))
     }
 }
