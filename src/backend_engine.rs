@@ -10,7 +10,7 @@ use std::time::Instant;
 use once_cell::sync::OnceCell;
 
 use mobileclip_engine::runtime::{self, InitOptions};
-use mobileclip_engine::{Engine, EngineError, LoadOptions};
+use mobileclip_engine::{zero_shot, Engine, EngineError, LoadOptions};
 
 use crate::guc;
 
@@ -48,6 +48,9 @@ pub struct Loaded {
     /// mobileclip.model_path), so in `ORDER BY emb <=> clip_embed_text('query')` Postgres
     /// evaluates it once per row; the cache turns the repeats into a hash lookup.
     text_cache: RefCell<HashMap<String, Rc<Vec<f32>>>>,
+    /// The caption embeddings of recent clip_classify label sets, keyed by template and
+    /// labels: classifying every row of a table against the same labels embeds them once.
+    label_sets: RefCell<Vec<(Vec<String>, LabelEmbeddings)>>,
     /// Towers whose cache trouble was already reported in this session (one WARNING each).
     warned: RefCell<Vec<&'static str>>,
 }
@@ -56,6 +59,11 @@ pub struct Loaded {
 const TEXT_CACHE_ENTRIES: usize = 256;
 /// Longer texts are not cached (the key would cost more than it saves).
 const TEXT_CACHE_MAX_KEY: usize = 4096;
+/// The caption embeddings of one label set, in label order.
+type LabelEmbeddings = Rc<Vec<Vec<f32>>>;
+
+/// Label sets kept (most recent first).
+const LABEL_SETS: usize = 8;
 
 impl Loaded {
     /// The embedding of one text, from the cache when this session computed it recently.
@@ -71,6 +79,34 @@ impl Loaded {
             }
             cache.insert(text.to_string(), v.clone());
         }
+        Ok(v)
+    }
+
+    /// The embeddings of `template` filled with each label, in label order, from the label-set
+    /// cache when this session used the same template and labels recently; else computed in
+    /// batches of `batch_size`.
+    pub fn label_embeddings(
+        &self,
+        template: &str,
+        labels: &[&str],
+        batch_size: usize,
+        between: &mut dyn FnMut(),
+    ) -> Result<LabelEmbeddings, EngineError> {
+        let key: Vec<String> = std::iter::once(template).chain(labels.iter().copied()).map(str::to_owned).collect();
+        let mut sets = self.label_sets.borrow_mut();
+        if let Some(pos) = sets.iter().position(|(k, _)| *k == key) {
+            let hit = sets.remove(pos);
+            let v = hit.1.clone();
+            sets.insert(0, hit);
+            return Ok(v);
+        }
+        drop(sets);
+        let captions = labels.iter().map(|l| zero_shot::caption(template, l)).collect::<Result<Vec<_>, _>>()?;
+        let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+        let v = Rc::new(self.engine.embed_texts_with(&refs, batch_size, between)?);
+        let mut sets = self.label_sets.borrow_mut();
+        sets.insert(0, (key, v.clone()));
+        sets.truncate(LABEL_SETS);
         Ok(v)
     }
 }
@@ -110,6 +146,7 @@ pub fn engine() -> Result<Rc<Loaded>, EngineError> {
         load_ms: t.elapsed().as_secs_f64() * 1e3,
         engine,
         text_cache: RefCell::new(HashMap::new()),
+        label_sets: RefCell::new(Vec::new()),
         warned: RefCell::new(Vec::new()),
     });
     ENGINE.with(|e| *e.borrow_mut() = Some(loaded.clone()));

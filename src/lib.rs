@@ -8,8 +8,11 @@
 use pgrx::prelude::*;
 
 mod backend_engine;
+mod classify;
+mod embed;
 mod errors;
 mod guc;
+mod on_write;
 mod sql;
 mod vector;
 

@@ -8,7 +8,6 @@ use mobileclip_engine::{microbench, runtime, EngineError};
 use crate::backend_engine;
 use crate::errors::OrRaise;
 use crate::guc;
-use crate::vector::Vector;
 
 /// Facts about MLX in this backend, computed by running MLX here: versions, device, which
 /// BLAS libmlx is bound to, thread counts, a matmul self-check; with `bench => true` also
@@ -68,72 +67,6 @@ fn matrix(name: &str, arr: Array<'_, f32>) -> (Vec<f32>, [usize; 2]) {
     }
 }
 
-/// The MobileCLIP2 text embedding of `input` (L2-normalised, the model's embed_dim: 512 or
-/// 768), exactly as open_clip's `encode_text(tokenize([input]), normalize=True)`.
-/// STABLE, not IMMUTABLE: the result depends on `mobileclip.model_path`. Postgres evaluates a
-/// STABLE call per row in `ORDER BY emb <=> clip_embed_text('...')`; recent results are cached
-/// per session, so only the first evaluation runs the model.
-#[pg_extern(stable, strict, parallel_safe, cost = 100000)]
-fn clip_embed_text(input: &str) -> Vector {
-    let loaded = backend_engine::engine().or_raise();
-    let v = loaded
-        .embed_text_cached(input, &mut || {
-            pgrx::check_for_interrupts!();
-        })
-        .or_raise();
-    backend_engine::after_call(&loaded);
-    Vector(v.as_ref().clone())
-}
-
-/// Text embeddings of every element, in order, batched (`mobileclip.batch_size` per MLX
-/// batch); a NULL element gives a NULL vector.
-#[pg_extern(stable, strict, parallel_safe, cost = 100000)]
-fn clip_embed_texts(inputs: Array<'_, &str>) -> Vec<Option<Vector>> {
-    let loaded = backend_engine::engine().or_raise();
-    let items: Vec<Option<&str>> = inputs.iter().collect();
-    let out = loaded
-        .engine
-        .embed_text_items_with(&items, guc::batch_size(), &mut || {
-            pgrx::check_for_interrupts!();
-        })
-        .or_raise();
-    backend_engine::after_call(&loaded);
-    out.into_iter().map(|v| v.map(Vector)).collect()
-}
-
-/// The MobileCLIP2 image embedding of an encoded image file (JPEG, PNG, GIF, WebP, BMP,
-/// TIFF), L2-normalised, as open_clip's `encode_image(preprocess(PIL.Image.open(file)),
-/// normalize=True)`: resize and crop exactly as PIL/torchvision do, no EXIF rotation.
-/// Limits: mobileclip.max_image_bytes, mobileclip.max_image_pixels (checked from the header).
-#[pg_extern(stable, strict, parallel_safe, cost = 1000000)]
-fn clip_embed_image(image: &[u8]) -> Vector {
-    let loaded = backend_engine::engine().or_raise();
-    let v = loaded
-        .engine
-        .embed_images_with(&[Some(image)], 1, &guc::image_limits(), &mut || {
-            pgrx::check_for_interrupts!();
-        })
-        .or_raise();
-    backend_engine::after_call(&loaded);
-    Vector(v.into_iter().flatten().next().unwrap_or_default())
-}
-
-/// Image embeddings of every element, in order, batched (`mobileclip.batch_size` per MLX
-/// batch); a NULL element gives a NULL vector. One unusable image fails the call, naming it.
-#[pg_extern(stable, strict, parallel_safe, cost = 1000000)]
-fn clip_embed_images(images: Array<'_, &[u8]>) -> Vec<Option<Vector>> {
-    let loaded = backend_engine::engine().or_raise();
-    let items: Vec<Option<&[u8]>> = images.iter().collect();
-    let out = loaded
-        .engine
-        .embed_images_with(&items, guc::batch_size(), &guc::image_limits(), &mut || {
-            pgrx::check_for_interrupts!();
-        })
-        .or_raise();
-    backend_engine::after_call(&loaded);
-    out.into_iter().map(|v| v.map(Vector)).collect()
-}
-
 /// The model this session uses: loads it and both towers if needed (a warm-up; the embedding
 /// functions load each tower on first use) and describes it.
 #[pg_extern(volatile, parallel_safe)]
@@ -163,7 +96,10 @@ fn model_json(l: &backend_engine::Loaded, loaded: bool) -> serde_json::Value {
         "loaded": loaded,
         "model_path": l.path.display().to_string(),
         "load_ms": l.load_ms,
+        // "MobileCLIP2-S0" etc., told by the image tower (the directory carries no name).
+        "variant": cfg.variant().map(|v| format!("MobileCLIP2-{v}")),
         "embed_dim": cfg.model_cfg.embed_dim,
+        "logit_scale": l.engine.logit_scale().ok(),
         "image_model": cfg.vision().timm_model_name,
         "image": {
             "size": l.engine.image_preprocess().size,
@@ -185,6 +121,13 @@ fn model_json(l: &backend_engine::Loaded, loaded: bool) -> serde_json::Value {
             "loaded": tw.loaded,
             "params": tw.params,
             "bytes": tw.params * 4,
+            // Shared: mapped read-only from the weights cache file (one copy per machine);
+            // private: this backend's own memory.
+            "held": match &tw.cache {
+                Some(mobileclip_engine::CacheState::Hit | mobileclip_engine::CacheState::Built { .. }) if tw.copied == 0 => Some("shared"),
+                Some(_) => Some("private"),
+                None => None,
+            },
             "load_ms": tw.load_ms,
             "cache": tw.cache.as_ref().map(|c| c.label()),
             "cache_detail": match &tw.cache {

@@ -116,3 +116,34 @@ unsafe impl BoxRet for Vector {
         }
     }
 }
+
+impl FromDatum for Vector {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _typoid: pg_sys::Oid) -> Option<Self> {
+        if is_null {
+            return None;
+        }
+        // SAFETY: Postgres passes a `vector` datum here (the SQL signature says so): a varlena,
+        // possibly toasted or short-header; pg_detoast_datum returns a plain 4-byte-header copy
+        // (or the original) in the current memory context, laid out as pgvector's struct.
+        unsafe {
+            let p = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *const u8;
+            let size = pgrx::varsize_any(p as *const pg_sys::varlena);
+            let dim = (p.add(4) as *const i16).read_unaligned().max(0) as usize;
+            // pgvector's own check (vector_in, vector_recv) guarantees this; a mismatch would
+            // mean a different type: read nothing past the datum.
+            let dim = dim.min(size.saturating_sub(8) / 4);
+            let mut v = vec![0f32; dim];
+            std::ptr::copy_nonoverlapping(p.add(8), v.as_mut_ptr() as *mut u8, 4 * dim);
+            Some(Vector(v))
+        }
+    }
+}
+
+// SAFETY: a `vector` argument is unboxed through `FromDatum` above, like pgrx's built-in types.
+unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for Vector {
+    unsafe fn unbox_arg_unchecked(arg: pgrx::callconv::Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        // SAFETY: the caller's contract (a `vector` datum for this argument).
+        unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| panic!("argument {index} must not be null"))
+    }
+}

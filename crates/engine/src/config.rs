@@ -214,6 +214,20 @@ impl ModelConfig {
         &self.model_cfg.vision_cfg
     }
 
+    /// The MobileCLIP2 variant (S0, S2, B, S3, S4, L-14) this config describes, told by its
+    /// image tower (the HF directory carries no name); None for another timm tower.
+    pub fn variant(&self) -> Option<&'static str> {
+        Some(match self.vision().timm_model_name.as_deref()? {
+            "fastvit_mci0" => "S0",
+            "fastvit_mci2" => "S2",
+            "vit_base_mci_224" => "B",
+            "fastvit_mci3" => "S3",
+            "fastvit_mci4" => "S4",
+            "vit_large_patch14_clip_224" => "L-14",
+            _ => return None,
+        })
+    }
+
     /// The eval-time image preprocessing: `preprocess_cfg` over open_clip's defaults (OpenAI
     /// mean/std, bicubic, shortest-side resize), size from `preprocess_cfg.size` if present,
     /// else `vision_cfg.image_size` (as open_clip's `merge_preprocess_dict`).
@@ -302,6 +316,7 @@ mod tests {
             assert_eq!(c.text().width, width, "{v}");
             assert_eq!(c.model_cfg.embed_dim, embed, "{v}");
             assert_eq!(c.text().causal(), causal, "{v}");
+            assert_eq!(c.variant(), Some(v));
             assert_eq!(c.text().head_dim(), 64, "{v}");
             assert_eq!(c.text().mlp_width(), 4 * width, "{v}");
             assert_eq!(c.text().context_length, 77);

@@ -15,10 +15,13 @@ use crate::tokenizer::ClipTokenizer;
 use crate::vision::VisionTower;
 use crate::weights::Weights;
 use crate::weights_cache;
+use crate::zero_shot;
 
 pub const CONFIG_FILE: &str = "open_clip_config.json";
 pub const WEIGHTS_FILE: &str = "open_clip_model.safetensors";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
+/// The CLIP temperature parameter's key in open_clip's state_dict (a scalar).
+const LOGIT_SCALE: &str = "logit_scale";
 
 /// Texts longer than this (bytes) are cut at a whitespace before it: open_clip keeps only
 /// the first 77 tokens, which come from far fewer bytes, and this bounds the work a huge
@@ -58,6 +61,8 @@ pub struct Engine {
     image_preprocess: ImagePreprocess,
     interpolation: Interpolation,
     options: LoadOptions,
+    /// The model's `logit_scale` parameter (zero-shot classification), when the file has it.
+    logit_scale: Option<f32>,
 }
 
 /// What `Engine::towers` reports per tower.
@@ -99,6 +104,12 @@ impl Engine {
         let interpolation: Interpolation = image_preprocess.interpolation.parse()?;
         VisionTower::check_header(&weights, &config)?;
         let options = LoadOptions { batch_size: options.batch_size.clamp(1, 256), ..options };
+        // A scalar: read now (checked finite like every weight); its absence only matters to
+        // zero-shot classification, which then says so.
+        let logit_scale = match weights.contains(LOGIT_SCALE) {
+            true => Some(weights.f32_vec(LOGIT_SCALE, &[])?[0]),
+            false => None,
+        };
         let engine = Engine {
             dir: dir.to_path_buf(),
             config,
@@ -110,6 +121,7 @@ impl Engine {
             image_preprocess,
             interpolation,
             options,
+            logit_scale,
         };
         if !engine.options.lazy {
             engine.warm()?;
@@ -171,6 +183,29 @@ impl Engine {
 
     pub fn embed_dim(&self) -> usize {
         self.config.model_cfg.embed_dim
+    }
+
+    /// The model's `logit_scale` (ln of the softmax scale open_clip applies to cosines).
+    pub fn logit_scale(&self) -> Result<f32> {
+        self.logit_scale.ok_or_else(|| {
+            EngineError::Model(format!(
+                "{}: no \"{LOGIT_SCALE}\" tensor: zero-shot classification needs the model's logit scale",
+                self.weights.path().display()
+            ))
+        })
+    }
+
+    /// Zero-shot probabilities of `labels` (their caption embeddings) for one image embedding,
+    /// with this model's logit scale: open_clip's `(scale * img @ txt.T).softmax(-1)`.
+    pub fn classify(&self, image: &[f32], labels: &[&[f32]]) -> Result<Vec<f32>> {
+        if image.len() != self.embed_dim() {
+            return Err(EngineError::InvalidInput(format!(
+                "the embedding has {} dimensions; this model's have {}",
+                image.len(),
+                self.embed_dim()
+            )));
+        }
+        zero_shot::probabilities(image, labels, self.logit_scale()?)
     }
 
     pub fn tokenizer(&self) -> &ClipTokenizer {
@@ -292,42 +327,82 @@ impl Engine {
         limits: &ImageLimits,
         between_batches: &mut dyn FnMut(),
     ) -> Result<Vec<Option<Vec<f32>>>> {
+        self.embed_image_items(items, batch_size, limits, between_batches, None)
+    }
+
+    /// As `embed_images_with`, but an image that cannot be used (not decodable, over a limit,
+    /// or one on which the model overflows) gives None in its place and is passed to
+    /// `skipped` with its 0-based position and the reason, instead of failing the call.
+    /// Errors that are not about one input (the model, MLX) still fail it.
+    pub fn embed_images_skipping(
+        &self,
+        items: &[Option<&[u8]>],
+        batch_size: usize,
+        limits: &ImageLimits,
+        between_batches: &mut dyn FnMut(),
+        skipped: &mut dyn FnMut(usize, EngineError),
+    ) -> Result<Vec<Option<Vec<f32>>>> {
+        self.embed_image_items(items, batch_size, limits, between_batches, Some(skipped))
+    }
+
+    fn embed_image_items(
+        &self,
+        items: &[Option<&[u8]>],
+        batch_size: usize,
+        limits: &ImageLimits,
+        between_batches: &mut dyn FnMut(),
+        mut skipped: Option<&mut dyn FnMut(usize, EngineError)>,
+    ) -> Result<Vec<Option<Vec<f32>>>> {
         // Bound one MLX batch by pixels as well as by count: a failed MLX allocation aborts
         // the process, so the activations of a batch must stay far from the memory size.
         let s = self.image_preprocess.size as usize;
         let batch_size = batch_size.clamp(1, 256).min((MAX_BATCH_PIXELS / (s * s)).max(1));
         let present: Vec<(usize, &[u8])> = items.iter().enumerate().filter_map(|(i, b)| b.map(|b| (i, b))).collect();
         let mut out: Vec<Option<Vec<f32>>> = vec![None; items.len()];
+        let name = |i: usize, e: EngineError| if items.len() > 1 { e.context(&format!("image {} of {}", i + 1, items.len())) } else { e };
         for chunk in present.chunks(batch_size) {
             between_batches();
             let mut pixels = Vec::new();
+            let mut used = Vec::with_capacity(chunk.len());
             for &(i, bytes) in chunk {
-                let px = self.image_pixels(bytes, limits).map_err(|e| {
-                    if items.len() > 1 {
-                        e.context(&format!("image {} of {}", i + 1, items.len()))
-                    } else {
-                        e
+                match (self.image_pixels(bytes, limits), skipped.as_mut()) {
+                    (Ok(px), _) => {
+                        pixels.extend_from_slice(&px);
+                        used.push(i);
                     }
-                })?;
-                pixels.extend_from_slice(&px);
+                    (Err(e), Some(skip)) => skip(i, e),
+                    (Err(e), None) => return Err(name(i, e)),
+                }
             }
-            let x = mlx_rs::Array::from_slice(&pixels, &[chunk.len() as i32, s as i32, s as i32, 3]);
+            if used.is_empty() {
+                continue;
+            }
+            let x = mlx_rs::Array::from_slice(&pixels, &[used.len() as i32, s as i32, s as i32, 3]);
             let emb = self.vision()?.forward(&x, true)?;
-            let rows = self.rows(&emb, true, &|k| label("image", chunk[k].0, items.len()))?;
-            for (&(i, _), emb) in chunk.iter().zip(rows) {
-                out[i] = Some(emb);
+            for (k, row) in self.raw_rows(&emb)?.into_iter().enumerate() {
+                let i = used[k];
+                match (check_finite(&row, true), skipped.as_mut()) {
+                    (Ok(()), _) => out[i] = Some(row),
+                    (Err(e), Some(skip)) => skip(i, e),
+                    (Err(e), None) => return Err(e.context(&label("image", i, items.len()))),
+                }
             }
         }
         Ok(out)
+    }
+
+    /// The rows of `emb`, evaluated, unchecked.
+    fn raw_rows(&self, emb: &mlx_rs::Array) -> Result<Vec<Vec<f32>>> {
+        emb.eval()?;
+        let flat = emb.try_as_slice::<f32>().map_err(|e| EngineError::Mlx(e.to_string()))?;
+        Ok(flat.chunks(self.embed_dim()).map(|c| c.to_vec()).collect())
     }
 
     /// The rows of `emb`, each checked to be finite (and, when `unit`, of length 1): where
     /// embeddings leave the engine, so no NaN or Inf ever reaches a caller. `what(k)` names
     /// row k for the error.
     fn rows(&self, emb: &mlx_rs::Array, unit: bool, what: &dyn Fn(usize) -> String) -> Result<Vec<Vec<f32>>> {
-        emb.eval()?;
-        let flat = emb.try_as_slice::<f32>().map_err(|e| EngineError::Mlx(e.to_string()))?;
-        let rows: Vec<Vec<f32>> = flat.chunks(self.embed_dim()).map(|c| c.to_vec()).collect();
+        let rows = self.raw_rows(emb)?;
         for (k, r) in rows.iter().enumerate() {
             check_finite(r, unit).map_err(|e| e.context(&what(k)))?;
         }

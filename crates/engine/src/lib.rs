@@ -14,6 +14,7 @@ pub mod microbench;
 pub mod preprocess;
 pub mod runtime;
 pub mod tokenizer;
+pub mod zero_shot;
 
 mod conv;
 mod fastvit;
