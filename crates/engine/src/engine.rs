@@ -28,13 +28,19 @@ const LOGIT_SCALE: &str = "logit_scale";
 /// input can cause.
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
+/// Texts in one MLX batch, whatever the batch size asked: with the graph evaluated block by
+/// block (cancellation is checked between blocks), one block of 64 texts takes well under a
+/// second even for L-14, and larger batches are not faster per text.
+pub const MAX_TEXT_BATCH: usize = 64;
+
 /// Pixels (images x S x S) in one image batch: 64 images at 256 x 256. The largest tower
 /// (S4) holds ~1.5 GB of activations at that size.
 pub const MAX_BATCH_PIXELS: usize = 64 * 256 * 256;
 
 #[derive(Clone, Debug)]
 pub struct LoadOptions {
-    /// Inputs per MLX batch; larger batches are split (and cancellation is checked between).
+    /// Inputs per MLX batch; larger batches are split (bounded per tower: MAX_TEXT_BATCH,
+    /// MAX_BATCH_PIXELS, VisionTower::max_batch).
     pub batch_size: usize,
     /// The weights cache directory (weights_cache.rs): towers are mapped from it, shared by
     /// every process, and built into it on first use. None: private copies, no files written.
@@ -242,11 +248,12 @@ impl Engine {
         self.embed_texts_with(texts, self.options.batch_size, &mut || {})
     }
 
-    /// As `embed_texts`, in batches of `batch_size`, calling `between_batches` before each
-    /// MLX batch: the extension passes a cancellation check (which may unwind).
-    pub fn embed_texts_with(&self, texts: &[&str], batch_size: usize, between_batches: &mut dyn FnMut()) -> Result<Vec<Vec<f32>>> {
+    /// As `embed_texts`, in batches of `batch_size` (at most MAX_TEXT_BATCH), calling
+    /// `checkpoint` before each MLX batch and after each of its blocks: the extension passes
+    /// a cancellation check (which may unwind), so a cancel waits for one block of one batch.
+    pub fn embed_texts_with(&self, texts: &[&str], batch_size: usize, checkpoint: &mut dyn FnMut()) -> Result<Vec<Vec<f32>>> {
         let items: Vec<Option<&str>> = texts.iter().map(|t| Some(*t)).collect();
-        Ok(self.embed_text_items_with(&items, batch_size, between_batches)?.into_iter().flatten().collect())
+        Ok(self.embed_text_items_with(&items, batch_size, checkpoint)?.into_iter().flatten().collect())
     }
 
     /// As `embed_texts_with` for items that may be absent (SQL NULL -> None, kept in place).
@@ -256,18 +263,18 @@ impl Engine {
         &self,
         items: &[Option<&str>],
         batch_size: usize,
-        between_batches: &mut dyn FnMut(),
+        checkpoint: &mut dyn FnMut(),
     ) -> Result<Vec<Option<Vec<f32>>>> {
         let ctx = self.config.text().context_length;
         let present: Vec<(usize, &str)> = items.iter().enumerate().filter_map(|(i, t)| t.map(|t| (i, t))).collect();
         let mut out: Vec<Option<Vec<f32>>> = vec![None; items.len()];
-        for chunk in present.chunks(batch_size.clamp(1, 256)) {
-            between_batches();
+        for chunk in present.chunks(batch_size.clamp(1, MAX_TEXT_BATCH)) {
+            checkpoint();
             let mut ids = Vec::with_capacity(chunk.len() * ctx);
             for (_, t) in chunk {
                 ids.extend(self.tokenize(t)?);
             }
-            let emb = self.text()?.forward(&ids, chunk.len(), true)?;
+            let emb = self.text()?.forward_checked(&ids, chunk.len(), true, checkpoint)?;
             let rows = self.rows(&emb, true, &|k| label("text", chunk[k].0, items.len()))?;
             for (&(i, _), v) in chunk.iter().zip(rows) {
                 out[i] = Some(v);
@@ -317,17 +324,18 @@ impl Engine {
     }
 
     /// As `embed_images` for items that may be absent (SQL NULL -> None, kept in place), in
-    /// batches of `batch_size` present images, under `limits`, calling `between_batches`
-    /// before each batch (the extension's cancellation check). An image that cannot be used
+    /// batches of `batch_size` present images (bounded by pixels and by the tower's
+    /// `max_batch`), under `limits`, calling `checkpoint` before each batch and after each
+    /// piece of it (VisionTower::forward_checked; the extension's cancellation check). An image that cannot be used
     /// fails the call; with several items the error says which (1-based position in `items`).
     pub fn embed_images_with(
         &self,
         items: &[Option<&[u8]>],
         batch_size: usize,
         limits: &ImageLimits,
-        between_batches: &mut dyn FnMut(),
+        checkpoint: &mut dyn FnMut(),
     ) -> Result<Vec<Option<Vec<f32>>>> {
-        self.embed_image_items(items, batch_size, limits, between_batches, None)
+        self.embed_image_items(items, batch_size, limits, checkpoint, None)
     }
 
     /// As `embed_images_with`, but an image that cannot be used (not decodable, over a limit,
@@ -339,10 +347,10 @@ impl Engine {
         items: &[Option<&[u8]>],
         batch_size: usize,
         limits: &ImageLimits,
-        between_batches: &mut dyn FnMut(),
+        checkpoint: &mut dyn FnMut(),
         skipped: &mut dyn FnMut(usize, EngineError),
     ) -> Result<Vec<Option<Vec<f32>>>> {
-        self.embed_image_items(items, batch_size, limits, between_batches, Some(skipped))
+        self.embed_image_items(items, batch_size, limits, checkpoint, Some(skipped))
     }
 
     fn embed_image_items(
@@ -350,18 +358,18 @@ impl Engine {
         items: &[Option<&[u8]>],
         batch_size: usize,
         limits: &ImageLimits,
-        between_batches: &mut dyn FnMut(),
+        checkpoint: &mut dyn FnMut(),
         mut skipped: Option<&mut dyn FnMut(usize, EngineError)>,
     ) -> Result<Vec<Option<Vec<f32>>>> {
         // Bound one MLX batch by pixels as well as by count: a failed MLX allocation aborts
         // the process, so the activations of a batch must stay far from the memory size.
         let s = self.image_preprocess.size as usize;
-        let batch_size = batch_size.clamp(1, 256).min((MAX_BATCH_PIXELS / (s * s)).max(1));
+        let batch_size = batch_size.clamp(1, 256).min((MAX_BATCH_PIXELS / (s * s)).max(1)).min(self.vision()?.max_batch());
         let present: Vec<(usize, &[u8])> = items.iter().enumerate().filter_map(|(i, b)| b.map(|b| (i, b))).collect();
         let mut out: Vec<Option<Vec<f32>>> = vec![None; items.len()];
         let name = |i: usize, e: EngineError| if items.len() > 1 { e.context(&format!("image {} of {}", i + 1, items.len())) } else { e };
         for chunk in present.chunks(batch_size) {
-            between_batches();
+            checkpoint();
             let mut pixels = Vec::new();
             let mut used = Vec::with_capacity(chunk.len());
             for &(i, bytes) in chunk {
@@ -378,7 +386,7 @@ impl Engine {
                 continue;
             }
             let x = mlx_rs::Array::from_slice(&pixels, &[used.len() as i32, s as i32, s as i32, 3]);
-            let emb = self.vision()?.forward(&x, true)?;
+            let emb = self.vision()?.forward_checked(&x, true, checkpoint)?;
             for (k, row) in self.raw_rows(&emb)?.into_iter().enumerate() {
                 let i = used[k];
                 match (check_finite(&row, true), skipped.as_mut()) {

@@ -181,7 +181,10 @@ impl FastVit {
         Ok((out, times))
     }
 
-    fn run(&self, x: &Array, tap: &mut dyn FnMut(&str, &Array) -> Result<()>) -> Result<Array> {
+    /// `forward`, calling `tap` with each piece of the graph as it is built: each image's
+    /// stem and early stages, then each later stage, then the head. A tap that evaluates
+    /// runs the graph in those pieces (cancellation checks, profiles).
+    pub(crate) fn run(&self, x: &Array, tap: &mut dyn FnMut(&str, &Array) -> Result<()>) -> Result<Array> {
         let s = x.shape();
         if s.len() != 4 || s[3] != 3 || s[0] < 1 || s[1] < 1 || s[2] < 1 {
             return Err(EngineError::InvalidInput(format!("FastViT input must be [N, H, W, 3] with N, H, W >= 1, got {s:?}")));
@@ -202,10 +205,10 @@ impl FastVit {
             for st in &self.stages[..early] {
                 y = st.forward(&y)?;
             }
+            tap(&format!("stem + stages 0..{early} (per image)"), &y)?;
             parts.push(y);
         }
         let mut x = if n == 1 { parts.remove(0) } else { mlx_rs::ops::concatenate(&parts, 0)? };
-        tap(&format!("stem + stages 0..{early} (per image)"), &x)?;
         for (i, st) in self.stages.iter().enumerate().skip(early) {
             x = st.forward(&x)?;
             tap(&format!("stage {i}"), &x)?;

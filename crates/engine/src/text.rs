@@ -98,6 +98,12 @@ impl TextTower {
     /// `ids`: `batch` rows of `context_length` token ids. Returns [batch, embed_dim],
     /// L2-normalised (normalize = false gives open_clip's unnormalised features).
     pub fn forward(&self, ids: &[i32], batch: usize, normalize: bool) -> Result<Array> {
+        self.forward_checked(ids, batch, normalize, &mut || {})
+    }
+
+    /// `forward`, evaluated block by block, calling `checkpoint` after each (the
+    /// extension's cancellation check). Same arithmetic.
+    pub fn forward_checked(&self, ids: &[i32], batch: usize, normalize: bool, checkpoint: &mut dyn FnMut()) -> Result<Array> {
         let ctx = self.cfg.context_length;
         if ids.len() != batch * ctx || batch == 0 {
             return Err(EngineError::InvalidInput(format!("{} token ids for a batch of {batch} x {ctx}", ids.len())));
@@ -138,6 +144,8 @@ impl TextTower {
         let (last, body) = self.blocks.split_last().ok_or_else(|| EngineError::Model("text tower without blocks".into()))?;
         for blk in body {
             x = blk.forward(&x, heads, self.cfg.causal())?;
+            x.eval()?;
+            checkpoint();
         }
         let pooled = self.ln_final.forward(&last.forward_rows(&x, heads, self.cfg.causal(), &rows)?)?;
         let out = pooled.matmul(&self.projection)?;

@@ -79,14 +79,38 @@ impl VisionTower {
 
     /// `x`: [N, S, S, 3] normalised pixels. Returns [N, embed_dim]; L2-normalised if asked.
     pub fn forward(&self, x: &Array, normalize: bool) -> Result<Array> {
+        self.forward_checked(x, normalize, &mut || {})
+    }
+
+    /// The most images one MLX graph should hold: a ViT block over more images than this
+    /// runs longer than ~1 s on a 2-core machine (L-14: ~60 ms per image and block), which
+    /// is as long as a cancel may wait; the GEMMs are already efficient at this size. FastViT
+    /// runs its expensive early stages one image at a time, so it needs no lower cap than
+    /// the pixel bound.
+    pub fn max_batch(&self) -> usize {
+        match &self.trunk {
+            Trunk::FastVit(_) => usize::MAX,
+            Trunk::Vit(_) => 16,
+        }
+    }
+
+    /// `forward`, evaluated in pieces (per image in FastViT's early stages, per stage or
+    /// block after), calling `checkpoint` after each: the extension's cancellation check, so
+    /// a cancel waits for one piece, not for the batch. Same arithmetic as `forward`.
+    pub fn forward_checked(&self, x: &Array, normalize: bool, checkpoint: &mut dyn FnMut()) -> Result<Array> {
         let s = self.image_size as i32;
         let shape = x.shape();
         if shape.len() != 4 || shape[0] < 1 || shape[1] != s || shape[2] != s || shape[3] != 3 {
             return Err(EngineError::InvalidInput(format!("pixels of shape {shape:?}, expected [N, {s}, {s}, 3]")));
         }
+        let mut tap = |_: &str, y: &Array| -> Result<()> {
+            y.eval()?;
+            checkpoint();
+            Ok(())
+        };
         let out = match &self.trunk {
-            Trunk::FastVit(t) => t.forward(x)?,
-            Trunk::Vit(t) => t.forward(x)?,
+            Trunk::FastVit(t) => t.run(x, &mut tap)?,
+            Trunk::Vit(t) => t.run(x, &mut tap)?,
         };
         if normalize {
             nn::l2_normalize(&out)

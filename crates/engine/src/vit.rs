@@ -316,7 +316,9 @@ impl Vit {
     }
 
     /// `x`: [N, S, S, 3] normalised pixels (NHWC). Returns [N, embed_dim], not normalised.
-    pub fn forward(&self, x: &Array) -> Result<Array> {
+    /// Calls `tap` after the stem and after each block with the graph so far (a tap that
+    /// evaluates runs it in those pieces: VisionTower::forward_checked).
+    pub(crate) fn run(&self, x: &Array, tap: &mut dyn FnMut(&str, &Array) -> Result<()>) -> Result<Array> {
         let s = x.shape();
         let size = self.spec.image_size as i32;
         if s.len() != 4 || s[1] != size || s[2] != size || s[3] != 3 || s[0] == 0 {
@@ -347,8 +349,10 @@ impl Vit {
             tokens = norm.forward(&tokens)?;
         }
         let heads = self.spec.heads as i32;
+        tap("stem", &tokens)?;
         for blk in &self.blocks {
             tokens = blk.forward(&tokens, heads, false)?;
+            tap("block", &tokens)?;
         }
         // The final LayerNorm is per token: normalising only the class token is the same.
         let cls = tokens.try_index((.., 0, ..))?;
