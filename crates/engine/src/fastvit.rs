@@ -159,7 +159,9 @@ impl FastVit {
 
     /// `x`: [N, H, W, 3] float32, normalised pixels (NHWC; MobileCLIP2 uses H = W = 256).
     /// Returns the head output [N, embed_dim], not L2-normalised. The graph is lazy: the
-    /// caller evaluates it.
+    /// caller evaluates it. (The product goes through `run`, evaluated in pieces, from
+    /// VisionTower::forward_checked; this is the tower alone, for the engine's own tests.)
+    #[cfg(any(test, feature = "testdata"))]
     pub fn forward(&self, x: &Array) -> Result<Array> {
         self.run(x, &mut |_, _| Ok(()))
     }

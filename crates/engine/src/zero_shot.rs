@@ -31,6 +31,10 @@ pub fn probabilities(image: &[f32], labels: &[&[f32]], logit_scale: f32) -> Resu
     }
     let image = unit(image, "the image embedding")?;
     let scale = f64::from(logit_scale).exp();
+    if !scale.is_finite() {
+        // Trained models clamp it at ln(100); this one cannot give finite logits.
+        return Err(EngineError::Model(format!("logit_scale {logit_scale}: its exp() overflows, the model is damaged")));
+    }
     let mut logits = Vec::with_capacity(labels.len());
     for (i, l) in labels.iter().enumerate() {
         if l.len() != image.len() {
@@ -77,9 +81,10 @@ mod tests {
         let e = (10f64).exp();
         assert!((f64::from(p[0]) - e / (e + 1.0)).abs() < 1e-7, "{p:?}");
         assert!((p.iter().map(|&x| f64::from(x)).sum::<f64>() - 1.0).abs() < 1e-6);
-        // A huge scale does not overflow (max subtracted).
-        let p = probabilities(&[1.0, 0.0], &[&[1.0, 0.0], &[0.0, 1.0]], 1000.0).unwrap();
+        // A huge scale does not overflow (max subtracted); one whose exp overflows is refused.
+        let p = probabilities(&[1.0, 0.0], &[&[1.0, 0.0], &[0.0, 1.0]], 700.0).unwrap();
         assert_eq!(p, vec![1.0, 0.0]);
+        assert!(probabilities(&[1.0, 0.0], &[&[1.0, 0.0]], 1000.0).unwrap_err().to_string().contains("overflows"));
     }
 
     #[test]
