@@ -34,7 +34,7 @@ AS 'MODULE_PATHNAME', 'clip_classify_wrapper';
 /* </end connected objects> */
 
 /* <begin connected objects> */
--- src/classify.rs:37
+-- src/classify.rs:41
 -- mobileclip::classify::clip_classify
 CREATE  FUNCTION "clip_classify"(
 	"embedding" vector, /* Vector */
@@ -199,6 +199,10 @@ DECLARE
   kind text;
   trg text := left('clip_embed_' || target_column, 63);
 BEGIN
+  IF tbl IS NULL OR source_column IS NULL OR target_column IS NULL THEN
+    RAISE EXCEPTION 'mobileclip: clip_embed_on_write needs a table, a source column and a target column, not NULL'
+      USING ERRCODE = 'null_value_not_allowed';
+  END IF;
   SELECT atttypid::regtype INTO src_type FROM pg_attribute
    WHERE attrelid = tbl AND attname = source_column AND attnum > 0 AND NOT attisdropped;
   IF NOT FOUND THEN

@@ -44,6 +44,14 @@ SET LOCAL mobileclip.model_path = '';
 SELECT clip_embed_image(bytes, on_error => 'null') FROM raw WHERE id = 1;
 ROLLBACK;
 
+-- NULL arguments (the functions are STRICT): NULL, no WARNING.
+SELECT clip_embed_image(NULL::bytea, on_error => 'null') IS NULL AS null_image,
+       clip_embed_image(bytes, on_error => NULL) IS NULL AS null_on_error,
+       clip_embed_images(NULL::bytea[], 'null') IS NULL AS null_array,
+       clip_embed_images(ARRAY[NULL::bytea, bytes], 'null') AS array_with_null
+FROM raw WHERE id = 2;
+SELECT clip_check_image(NULL) IS NULL AS null_checked;
+
 -- Listing the broken files of a collection: the reason, or NULL for a usable image.
 SELECT id, name, clip_check_image(bytes) AS problem FROM raw ORDER BY id;
 -- Limits count as problems too (here: more pixels than allowed).
@@ -76,10 +84,13 @@ SELECT caption_emb IS NULL AS null_source_null_embedding FROM photos_65 WHERE id
 INSERT INTO photos_65 (id, caption, bytes) SELECT 2, 'broken', bytes FROM raw WHERE id = 2;
 SELECT count(*) AS rows FROM photos_65;
 -- What the helper refuses: a column that does not exist, a target that is not a vector, a
--- source of another type.
+-- source of another type, NULL (terse: without the PL/pgSQL line numbers).
+\set VERBOSITY terse
 SELECT clip_embed_on_write('photos_65', 'nope', 'emb');
 SELECT clip_embed_on_write('photos_65', 'caption', 'nope');
 SELECT clip_embed_on_write('photos_65', 'caption', 'bytes');
 SELECT clip_embed_on_write('photos_65', 'id', 'emb');
+SELECT clip_embed_on_write('photos_65', NULL, 'emb');
+\set VERBOSITY default
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'photos_65'::regclass ORDER BY tgname;
 DROP TABLE photos_65;
