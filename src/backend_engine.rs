@@ -62,8 +62,10 @@ const TEXT_CACHE_MAX_KEY: usize = 4096;
 /// The caption embeddings of one label set, in label order.
 type LabelEmbeddings = Rc<Vec<Vec<f32>>>;
 
-/// Label sets kept (most recent first).
+/// Label sets kept (most recent first), and the floats they may hold in all (32 MB: e.g.
+/// ImageNet's 1,000 labels at 768 dimensions ten times over).
 const LABEL_SETS: usize = 8;
+const LABEL_CACHE_FLOATS: usize = 8 << 20;
 
 impl Loaded {
     /// The embedding of one text, from the cache when this session computed it recently.
@@ -104,9 +106,16 @@ impl Loaded {
         let captions = labels.iter().map(|l| zero_shot::caption(template, l)).collect::<Result<Vec<_>, _>>()?;
         let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
         let v = Rc::new(self.engine.embed_texts_with(&refs, batch_size, between)?);
+        // Kept: the newest sets, up to LABEL_SETS of them and LABEL_CACHE_FLOATS in all.
+        let floats = |e: &LabelEmbeddings| e.iter().map(Vec::len).sum::<usize>();
         let mut sets = self.label_sets.borrow_mut();
         sets.insert(0, (key, v.clone()));
         sets.truncate(LABEL_SETS);
+        let mut total = 0;
+        sets.retain(|(_, e)| {
+            total += floats(e);
+            total <= LABEL_CACHE_FLOATS
+        });
         Ok(v)
     }
 }
@@ -166,7 +175,8 @@ pub fn after_call(l: &Loaded) {
         if let Some(mobileclip_engine::CacheState::Unavailable { why }) = &t.cache {
             if !l.warned.borrow().contains(&t.name) {
                 l.warned.borrow_mut().push(t.name);
-                pgrx::warning!("mobileclip: the {} tower is loaded privately (no shared weights cache): {why}", t.name);
+                let msg = format!("mobileclip: the {} tower is loaded privately (no shared weights cache): {why}", t.name);
+                pgrx::warning!("{}", crate::errors::for_caller(&msg));
             }
         }
     }

@@ -49,6 +49,9 @@ fn clip_classify_embedding(
     rows(&loaded, &embedding.0, &labels, template)
 }
 
+/// Labels per call: each is a caption to embed (ImageNet-21k has 21,843 classes).
+const MAX_LABELS: usize = 100_000;
+
 /// The labels, which must be present, non-NULL and not empty strings.
 fn label_list(labels: Array<'_, &str>) -> Vec<String> {
     let bad = |m: String| -> ! { raise(EngineError::InvalidInput(m)) };
@@ -62,6 +65,9 @@ fn label_list(labels: Array<'_, &str>) -> Vec<String> {
     }
     if out.is_empty() {
         bad("labels is empty: give at least one label".into());
+    }
+    if out.len() > MAX_LABELS {
+        raise(EngineError::LimitExceeded(format!("{} labels: at most {MAX_LABELS} per call", out.len())));
     }
     out
 }

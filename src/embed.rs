@@ -33,6 +33,7 @@ fn clip_embed_text(input: &str) -> Vector {
 fn clip_embed_texts(inputs: Array<'_, &str>) -> Vec<Option<Vector>> {
     let loaded = backend_engine::engine().or_raise();
     let items: Vec<Option<&str>> = inputs.iter().collect();
+    check_result_size(items.len(), loaded.engine.embed_dim());
     let out = loaded
         .engine
         .embed_text_items_with(&items, guc::batch_size(), &mut || {
@@ -66,6 +67,7 @@ fn clip_embed_image(image: &[u8]) -> Vector {
 fn clip_embed_images(images: Array<'_, &[u8]>) -> Vec<Option<Vector>> {
     let loaded = backend_engine::engine().or_raise();
     let items: Vec<Option<&[u8]>> = images.iter().collect();
+    check_result_size(items.len(), loaded.engine.embed_dim());
     let out = loaded
         .engine
         .embed_images_with(&items, guc::batch_size(), &guc::image_limits(), &mut || {
@@ -125,6 +127,7 @@ fn clip_embed_images_on_error(images: Array<'_, &[u8]>, on_error: &str) -> Vec<O
     let mode = self::on_error(on_error);
     let loaded = backend_engine::engine().or_raise();
     let items: Vec<Option<&[u8]>> = images.iter().collect();
+    check_result_size(items.len(), loaded.engine.embed_dim());
     let n = items.len();
     let mut skipped = |i: usize, e: EngineError| {
         pgrx::warning!("mobileclip: image {} of {n}: {e}; NULL in its place (on_error => 'null')", i + 1);
@@ -151,6 +154,21 @@ fn clip_check_image(image: &[u8]) -> Option<String> {
     match loaded.engine.image_pixels(image, &guc::image_limits()) {
         Ok(_) => None,
         Err(e) => Some(e.to_string()),
+    }
+}
+
+/// Postgres' MaxAllocSize (memutils.h: 0x3fffffff), the largest value one datum can have.
+const MAX_ALLOC_SIZE: usize = 0x3fff_ffff;
+
+/// A vector[] of `n` embeddings must fit in one Postgres value (1 GB): refused before any
+/// work, rather than after hours of embedding.
+fn check_result_size(n: usize, dim: usize) {
+    let bytes = n.saturating_mul(8 + 4 * dim).saturating_add(1024);
+    if bytes > MAX_ALLOC_SIZE {
+        crate::errors::raise(EngineError::LimitExceeded(format!(
+            "{n} inputs give a vector[] of about {} MB, over Postgres's 1 GB limit for one value: embed them in smaller arrays",
+            bytes >> 20
+        )));
     }
 }
 

@@ -1,11 +1,19 @@
 //! Engine errors become Postgres ERRORs with a SQLSTATE a client can branch on. Raising goes
 //! through pgrx's ereport, which unwinds Rust frames (dropping MLX arrays) before Postgres'
 //! longjmp: the backend stays usable.
+//!
+//! What a role that is not a superuser sees: the paths of the model and of the weights cache
+//! are superuser settings and are not shown to it (SECURITY.md). Messages that name them reach
+//! such a caller with the path replaced by the setting's name; the full message goes to the
+//! server log (never to the client).
 
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
 use mobileclip_engine::EngineError;
+
+use crate::guc;
 
 pub fn sqlstate(e: &EngineError) -> PgSqlErrorCode {
     match e {
@@ -26,7 +34,37 @@ pub fn sqlstate(e: &EngineError) -> PgSqlErrorCode {
 
 /// Raises `e` as an ERROR. Never returns.
 pub fn raise(e: EngineError) -> ! {
-    ereport!(ERROR, sqlstate(&e), format!("mobileclip: {e}"));
+    let full = format!("mobileclip: {e}");
+    let shown = for_caller(&full);
+    if shown != full {
+        ErrorReport::new(sqlstate(&e), full, "mobileclip").report(PgLogLevel::LOG_SERVER_ONLY);
+    }
+    ereport!(ERROR, sqlstate(&e), shown);
+}
+
+/// Whether the current role is a superuser.
+pub fn is_superuser() -> bool {
+    // SAFETY: reads the current user's catalog entry (syscache); valid in any transaction.
+    unsafe { pg_sys::superuser() }
+}
+
+/// `msg` as the current role may see it: for a superuser unchanged; otherwise with the model
+/// path and the cache directory replaced by the names of their settings.
+pub fn for_caller(msg: &str) -> String {
+    if is_superuser() {
+        return msg.to_string();
+    }
+    let mut out = msg.to_string();
+    if let Some(dir) = guc::cache_dir() {
+        out = out.replace(&dir.display().to_string(), "<mobileclip.cache_dir>");
+    }
+    if let Some(path) = guc::model_path() {
+        let path = path.trim().trim_end_matches('/');
+        if !path.is_empty() {
+            out = out.replace(path, "<mobileclip.model_path>");
+        }
+    }
+    out
 }
 
 /// `result?` for SQL functions: the value, or an ERROR.

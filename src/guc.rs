@@ -66,7 +66,8 @@ pub fn register() {
 Superuser only: the server reads these files. Loaded on first use in each session, reloaded when it changes.",
         &MODEL_PATH,
         GucContext::Suset,
-        GucFlags::default(),
+        // SUPERUSER_ONLY: SHOW and pg_settings hide the path from other roles (SECURITY.md).
+        GucFlags::SUPERUSER_ONLY,
     );
     GucRegistry::define_string_guc(
         c"mobileclip.cache_dir",
@@ -75,12 +76,14 @@ Superuser only: the server reads these files. Loaded on first use in each sessio
 loads a private copy. Files are named by the model file's content hash; stale or damaged ones are rebuilt. Superuser only.",
         &CACHE_DIR,
         GucContext::Suset,
-        GucFlags::default(),
+        // SUPERUSER_ONLY: SHOW and pg_settings hide the path from other roles (SECURITY.md).
+        GucFlags::SUPERUSER_ONLY,
     );
     GucRegistry::define_int_guc(
         c"mobileclip.batch_size",
         c"Inputs per MLX batch in clip_embed_texts/clip_embed_images.",
-        c"Larger batches use more memory; cancellation is checked between batches.",
+        c"Larger batches use more memory (at most 64 texts, and for images 64 x 256 x 256 pixels and 16 ViT images, \
+per MLX batch); cancellation is checked inside a batch too.",
         &BATCH_SIZE,
         1,
         256,

@@ -14,11 +14,23 @@ use crate::guc;
 /// in-backend timings of the runtime micro-benchmarks (medians of 7 runs).
 #[pg_extern(volatile, parallel_safe)]
 fn clip_runtime_info(bench: default!(bool, false)) -> JsonB {
+    if bench && !crate::errors::is_superuser() {
+        // Seconds of every core: a diagnostic for the DBA, not for any role.
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "mobileclip: clip_runtime_info(bench => true) is for superusers (it keeps every core busy for seconds)"
+        );
+    }
     backend_engine::runtime().or_raise();
     let info = runtime::runtime_info().or_raise();
     let mut value = serde_json::to_value(&info)
         .unwrap_or_else(|e| crate::errors::raise(EngineError::Mlx(format!("runtime info not serializable: {e}"))));
     value["extension_version"] = env!("CARGO_PKG_VERSION").into();
+    if !crate::errors::is_superuser() {
+        // Where the BLAS library lives on the server's filesystem: for superusers.
+        value["blas"]["sgemm_library"] = serde_json::Value::Null;
+    }
     if bench {
         let mut rows = Vec::new();
         for case in microbench::standard_suite() {
@@ -84,17 +96,20 @@ fn clip_model_info() -> JsonB {
         Some(l) => JsonB(model_json(&l, true)),
         None => JsonB(serde_json::json!({
             "loaded": false,
-            "model_path": guc::model_path(),
+            "model_path": guc::model_path().filter(|_| crate::errors::is_superuser()),
         })),
     }
 }
 
+/// The model as clip_load/clip_model_info describe it. Paths (model, cache directory, cache
+/// trouble) only for superusers: the settings are theirs (SECURITY.md).
 fn model_json(l: &backend_engine::Loaded, loaded: bool) -> serde_json::Value {
+    let su = crate::errors::is_superuser();
     let cfg = l.engine.config();
     let t = cfg.text();
     serde_json::json!({
         "loaded": loaded,
-        "model_path": l.path.display().to_string(),
+        "model_path": su.then(|| l.path.display().to_string()),
         "load_ms": l.load_ms,
         // "MobileCLIP2-S0" etc., told by the image tower (the directory carries no name).
         "variant": cfg.variant().map(|v| format!("MobileCLIP2-{v}")),
@@ -115,7 +130,7 @@ fn model_json(l: &backend_engine::Loaded, loaded: bool) -> serde_json::Value {
         // Per tower: loaded yet (towers load on first use), parameters, load time, and where
         // the weights live: hit/built = mapped from the shared weights cache, off = cache
         // disabled, unavailable = private copy (why in cache_detail).
-        "cache_dir": l.cache_dir.as_ref().map(|p| p.display().to_string()),
+        "cache_dir": l.cache_dir.as_ref().filter(|_| su).map(|p| p.display().to_string()),
         "towers": l.engine.towers().iter().map(|tw| serde_json::json!({
             "tower": tw.name,
             "loaded": tw.loaded,
@@ -131,8 +146,8 @@ fn model_json(l: &backend_engine::Loaded, loaded: bool) -> serde_json::Value {
             "load_ms": tw.load_ms,
             "cache": tw.cache.as_ref().map(|c| c.label()),
             "cache_detail": match &tw.cache {
-                Some(mobileclip_engine::CacheState::Built { why }) => Some(why.clone()),
-                Some(mobileclip_engine::CacheState::Unavailable { why }) => Some(why.clone()),
+                Some(mobileclip_engine::CacheState::Built { why }) => Some(crate::errors::for_caller(why)),
+                Some(mobileclip_engine::CacheState::Unavailable { why }) => Some(crate::errors::for_caller(why)),
                 _ => None,
             },
         })).collect::<Vec<_>>(),
