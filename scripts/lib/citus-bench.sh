@@ -38,7 +38,7 @@ measure() {
   local label=$1 out t
   shift
   say "$label"
-  out=$(q coord '\timing on' "$@" \
+  out=$(q coord '\timing on' "$@" "TRUNCATE $dst_captions, $dst_photos" \
     "INSERT INTO $dst_captions SELECT id, clip_embed_text(caption) FROM $src_captions WHERE id % 4 = 0" \
     "INSERT INTO $dst_photos SELECT id, clip_embed_image(bytes) FROM $src_photos WHERE id % 4 = 0" \
     "TRUNCATE $dst_captions, $dst_photos" \
