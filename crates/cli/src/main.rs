@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 
+mod fuzz;
 mod npy;
 
 use mobileclip_engine::random_model::{compare, write_model_dir_edited, Edit};
@@ -97,6 +98,21 @@ enum Cmd {
         #[arg(long, default_value_os_t = std::env::temp_dir().join("mobileclip-parity"))]
         work: PathBuf,
     },
+    /// Seeded mutation fuzzing (issue 13): CLASS images (mutated files of every format through
+    /// preprocessing) or texts (any UTF-8 through the tokenizer). Prints a JSON summary; fails
+    /// on a contract violation. scripts/fuzz runs the long campaign.
+    Fuzz {
+        class: String,
+        #[arg(long, default_value_t = 10_000)]
+        cases: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = "tests/fixtures")]
+        fixtures: PathBuf,
+        /// Where the current case (and a crash's input) is kept.
+        #[arg(long, default_value_os_t = std::env::temp_dir().join("mobileclip-fuzz"))]
+        crash_dir: PathBuf,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -160,6 +176,7 @@ fn main() -> ExitCode {
         Cmd::Preprocess { model, out, files } => preprocess(&model, &out, &files),
         Cmd::RandomModel { variant, out, fixtures, text_only, edit } => random_model(&variant, &out, &fixtures, text_only, &edit),
         Cmd::Parity { variants, fixtures, work } => parity(&variants, &fixtures, &work),
+        Cmd::Fuzz { class, cases, seed, fixtures, crash_dir } => fuzz::run(&class, cases, seed, &fixtures, &crash_dir),
         Cmd::Bench { what: BenchWhat::Runtime { runs, python, json } } => bench_runtime(runs, &python, json),
         Cmd::Bench { what: BenchWhat::Text { model, batches, runs } } => bench_text(&model, &batches, runs),
         Cmd::Bench { what: BenchWhat::Image { model, image, batches, runs } } => bench_image(&model, &image, &batches, runs),

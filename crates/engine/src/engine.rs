@@ -450,9 +450,9 @@ pub fn check_finite(v: &[f32], unit: bool) -> Result<()> {
     }
     Ok(())
 }
-/// `text` cut to at most MAX_TEXT_BYTES, at a whitespace (pieces never span whitespace, so
-/// the tokens of the kept prefix are unchanged).
-fn bounded(text: &str) -> &str {
+/// `text` cut as the engine cuts it before tokenizing: at most MAX_TEXT_BYTES, at a
+/// whitespace (pieces never span whitespace, so the tokens of the kept prefix are unchanged).
+pub fn bounded(text: &str) -> &str {
     if text.len() <= MAX_TEXT_BYTES {
         return text;
     }

@@ -35,6 +35,11 @@ mod weights_cache;
 #[cfg(any(test, feature = "testdata"))]
 pub mod random_model;
 
+/// Seeded mutation fuzzing of image bytes and texts: the CLI's `fuzz` and the bounded run in
+/// the tests.
+#[cfg(feature = "testdata")]
+pub mod fuzz;
+
 /// Internals that the engine's integration tests and benchmarks (crates/engine/tests) drive
 /// directly: a tower on its own, the weights file, the text clean-up. Not for products.
 #[cfg(feature = "testdata")]
