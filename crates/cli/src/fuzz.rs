@@ -1,6 +1,7 @@
-//! `mobileclip fuzz images|texts`: the seeded mutation campaign of the engine's fuzz module
-//! over the repository's corpora (every image format of tests/fixtures/images, the
-//! tokenizer's hard-case corpus), with a JSON summary. Before each case its input is written
+//! `mobileclip fuzz images|texts|models`: the seeded mutation campaign of the engine's fuzz
+//! module over the repository's corpora (every image format of tests/fixtures/images, the
+//! tokenizer's hard-case corpus, the six reference configs, a small safetensors file with
+//! every tensor kind, the tokenizer.json), with a JSON summary. Before each case its input is written
 //! to `<crash-dir>/current.*`, so a crash that kills the process leaves the input behind;
 //! contract violations are written there by index.
 
@@ -72,7 +73,21 @@ pub fn run(class: &str, cases: usize, seed: u64, fixtures: &Path, crash_dir: &Pa
                 let _ = std::fs::write(&current, t);
             })
         }
-        other => return Err(format!("unknown class {other:?}: images or texts").into()),
+        "models" => {
+            let mut configs = Vec::new();
+            for e in std::fs::read_dir(fixtures.join("configs"))? {
+                configs.push(std::fs::read_to_string(e?.path())?);
+            }
+            configs.sort();
+            let tokenizer = std::fs::read_to_string(fixtures.join("tokenizer/tokenizer.json"))?;
+            let scratch = crash_dir.join("model");
+            std::fs::create_dir_all(&scratch)?;
+            let current = crash_dir.join("current.model");
+            fuzz::models(&configs, &tokenizer, 49408, cases, seed, &scratch, &mut |_, part, b| {
+                let _ = std::fs::write(&current, [part.as_bytes(), b"\n", b].concat());
+            })
+        }
+        other => return Err(format!("unknown class {other:?}: images, texts or models").into()),
     };
     let summary = serde_json::json!({
         "class": class,

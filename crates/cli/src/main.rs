@@ -99,7 +99,8 @@ enum Cmd {
         work: PathBuf,
     },
     /// Seeded mutation fuzzing (issue 13): CLASS images (mutated files of every format through
-    /// preprocessing) or texts (any UTF-8 through the tokenizer). Prints a JSON summary; fails
+    /// preprocessing), texts (any UTF-8 through the tokenizer) or models (mutated configs,
+    /// safetensors files, tokenizer.json through their loaders). Prints a JSON summary; fails
     /// on a contract violation. scripts/fuzz runs the long campaign.
     Fuzz {
         class: String,

@@ -1,11 +1,15 @@
-//! Seeded mutation fuzzing of what a caller controls (issue 13): image file bytes and texts.
+//! Seeded mutation fuzzing of what a caller controls (issue 13): image file bytes, texts, and
+//! the files of a model directory.
 //! Deterministic (SplitMix64 from a seed), so any case can be replayed from (seed, index).
 //! The CI runs a bounded number of cases (crates/engine/tests/fuzz.rs); `scripts/fuzz` runs
 //! the long campaign through `mobileclip fuzz`. The contract checked on every case:
 //! - images: preprocessing returns Ok or an Err with a message, never panics (a codec panic is
 //!   caught inside and becomes an Err; one reaching here is counted as a failure);
 //! - texts: any valid UTF-8 (what a Postgres `text` holds) tokenizes: Ok, exactly
-//!   context_length ids, each inside the vocabulary.
+//!   context_length ids, each inside the vocabulary;
+//! - models: a mutated open_clip_config.json, safetensors file (header and data) or
+//!   tokenizer.json is Ok or an Err with a message; no panic, no tensor read past the
+//!   element limit.
 //!
 //! Image mutations work on real files of every format (the test corpus): bit flips,
 //! interesting bytes, lying 16/32-bit fields (dimensions, chunk lengths), truncation,
@@ -15,9 +19,13 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use std::path::Path;
+
+use crate::config::ModelConfig;
 use crate::error::EngineError;
 use crate::preprocess::{self, ImageLimits, Interpolation};
 use crate::tokenizer::ClipTokenizer;
+use crate::weights::Weights;
 
 /// SplitMix64: the same generator as rng.rs, as integers.
 pub struct Rng(u64);
@@ -263,6 +271,148 @@ pub fn texts(
             Ok(Ok(ids)) if ids.len() == ctx && ids.iter().all(|&id| id >= 0 && (id as usize) < vocab) => out.ok += 1,
             Ok(Ok(ids)) => out.failures.push((i, format!("{} ids, or one outside the vocabulary", ids.len()))),
             Ok(Err(e)) => out.failures.push((i, format!("valid UTF-8 refused: {e}"))),
+            Err(_) => out.failures.push((i, "panic".into())),
+        }
+    }
+    out
+}
+
+/// A JSON text mutated: as bytes, or a number or string value replaced by a hostile one
+/// (huge, negative, zero, fractional, wrong type), or cut short.
+pub fn mutate_json(rng: &mut Rng, text: &str) -> String {
+    const VALUES: &[&str] = &[
+        "0",
+        "-1",
+        "1e309",
+        "4294967297",
+        "18446744073709551616",
+        "0.5",
+        "-0.0",
+        "null",
+        "true",
+        "\"\"",
+        "\"x\"",
+        "[]",
+        "{}",
+        "[1,2]",
+        "99999999",
+        "1e-300",
+    ];
+    match rng.below(4) {
+        0 => String::from_utf8_lossy(&mutate_image(rng, &[text.as_bytes().to_vec()])).into_owned(),
+        1 | 2 => {
+            // Replace one value: a run of digits (a number) or a quoted string.
+            let b = text.as_bytes();
+            let starts: Vec<usize> = (0..b.len())
+                .filter(|&i| {
+                    (b[i].is_ascii_digit() && (i == 0 || !b[i - 1].is_ascii_alphanumeric())) || (b[i] == b'"' && rng.below(4) == 0)
+                })
+                .collect();
+            if starts.is_empty() {
+                return text.to_string();
+            }
+            let s = starts[rng.below(starts.len())];
+            let e = if b[s] == b'"' {
+                s + 1 + b[s + 1..].iter().position(|&c| c == b'"').map_or(0, |p| p + 1)
+            } else {
+                s + b[s..].iter().take_while(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'-')).count()
+            };
+            format!("{}{}{}", &text[..s], VALUES[rng.below(VALUES.len())], &text[e.min(text.len())..])
+        }
+        _ => {
+            let mut cut = rng.below(text.len());
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text[..cut].to_string()
+        }
+    }
+}
+
+/// A small safetensors file with the tensor kinds a model has: f32 matrices, f16, bf16, a
+/// scalar, a BatchNorm variance, an int tensor; the seed the weights cases mutate.
+pub fn seed_safetensors() -> Vec<u8> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let f32s = |n: usize| -> Vec<u8> { (0..n).flat_map(|i| (i as f32 * 0.25 - 1.0).to_le_bytes()).collect() };
+    let halfs = |n: usize| -> Vec<u8> { (0..n).flat_map(|i| half::f16::from_f32(i as f32 * 0.5).to_le_bytes()).collect() };
+    let b16 = |n: usize| -> Vec<u8> { (0..n).flat_map(|i| half::bf16::from_f32(i as f32).to_le_bytes()).collect() };
+    let tensors: Vec<(&str, Dtype, Vec<usize>, Vec<u8>)> = vec![
+        ("text.token_embedding.weight", Dtype::F32, vec![8, 4], f32s(32)),
+        ("text.ln_final.weight", Dtype::F16, vec![4], halfs(4)),
+        ("visual.trunk.stem.0.bn.running_var", Dtype::F32, vec![4], f32s(4).iter().map(|_| 0x3f).collect()),
+        ("visual.trunk.head.fc.weight", Dtype::BF16, vec![2, 3], b16(6)),
+        ("logit_scale", Dtype::F32, vec![], 2.6592f32.to_le_bytes().to_vec()),
+        ("text.attn_mask", Dtype::I64, vec![2], vec![0; 16]),
+    ];
+    let views: Vec<(String, TensorView)> =
+        tensors.iter().map(|(k, d, s, b)| (k.to_string(), TensorView::new(*d, s.clone(), b).expect("consistent seed tensor"))).collect();
+    safetensors::serialize(views, None).expect("serializable seed")
+}
+
+/// `cases` mutated model files: 45% configs (every reference config; parsed and its
+/// preprocessing derived), 50% safetensors files (opened, every tensor read with its checks),
+/// 5% tokenizer.json (loaded, then used), written under `scratch` where a file is needed.
+#[allow(clippy::too_many_arguments)]
+pub fn models(
+    configs: &[String],
+    tokenizer_json: &str,
+    vocab: usize,
+    cases: usize,
+    seed: u64,
+    scratch: &Path,
+    before: &mut dyn FnMut(usize, &str, &[u8]),
+) -> Outcome {
+    let mut rng = Rng::new(seed);
+    let mut out = Outcome::default();
+    let weights_seed = seed_safetensors();
+    let wpath = scratch.join("open_clip_model.safetensors");
+    let tpath = scratch.join("tokenizer.json");
+    for i in 0..cases {
+        out.cases += 1;
+        let pick = rng.below(100);
+        let result: std::thread::Result<std::result::Result<(), EngineError>> = if pick < 45 {
+            let k = rng.below(configs.len());
+            let c = mutate_json(&mut rng, &configs[k]);
+            before(i, "config", c.as_bytes());
+            catch_unwind(|| ModelConfig::from_json(&c).and_then(|m| m.image_preprocess().map(|_| ())))
+        } else if pick < 95 {
+            let b = mutate_image(&mut rng, std::slice::from_ref(&weights_seed));
+            before(i, "weights", &b);
+            if let Err(e) = std::fs::write(&wpath, &b) {
+                out.failures.push((i, format!("scratch write: {e}")));
+                continue;
+            }
+            catch_unwind(|| {
+                let w = Weights::open(&wpath)?;
+                for k in w.keys() {
+                    let shape = w.shape(&k).unwrap_or_default();
+                    w.f32_vec(&k, &shape)?;
+                }
+                Ok(())
+            })
+        } else {
+            let t = mutate_json(&mut rng, tokenizer_json);
+            before(i, "tokenizer", t.as_bytes());
+            if let Err(e) = std::fs::write(&tpath, &t) {
+                out.failures.push((i, format!("scratch write: {e}")));
+                continue;
+            }
+            catch_unwind(|| {
+                let tok = ClipTokenizer::from_file(&tpath, vocab, 77)?;
+                let ids = tok.encode("a photo of a cat")?;
+                match ids.len() == 77 && ids.iter().all(|&id| id >= 0 && (id as usize) < vocab) {
+                    true => Ok(()),
+                    false => Err(EngineError::InvalidInput("malformed ids".into())),
+                }
+            })
+        };
+        match result {
+            Ok(Ok(())) => out.ok += 1,
+            Ok(Err(EngineError::InvalidInput(m))) if m == "malformed ids" => {
+                out.failures.push((i, "a loaded tokenizer gave malformed ids".into()))
+            }
+            Ok(Err(e)) if e.to_string().trim().is_empty() => out.failures.push((i, format!("{} error without a message", kind(&e)))),
+            Ok(Err(e)) => *out.errors.entry(kind(&e)).or_default() += 1,
             Err(_) => out.failures.push((i, "panic".into())),
         }
     }

@@ -50,6 +50,12 @@ impl Weights {
         self.meta.info(key).is_some()
     }
 
+    /// The shape the header gives `key` (for tools that read every tensor: the fuzzer).
+    #[cfg(feature = "testdata")]
+    pub fn shape(&self, key: &str) -> Option<Vec<usize>> {
+        self.meta.info(key).map(|i| i.shape.clone())
+    }
+
     /// The one check for stray tensors: a key under `prefix` that `expected` does not know
     /// means the file does not match the config (the tower would silently ignore weights).
     /// Names the first three, sorted.

@@ -1,6 +1,7 @@
 //! The bounded fuzz run of CI (issue 13): a few thousand mutated image files of every format
-//! through preprocessing and texts through the tokenizer, from a fixed seed; no panic, every
-//! image an Ok crop or an error with a message, every text tokenized. `scripts/fuzz` runs
+//! through preprocessing, texts through the tokenizer and model files through their loaders,
+//! from a fixed seed; no panic, every image or model file Ok or an error with a message,
+//! every text tokenized. `scripts/fuzz` runs
 //! the long campaign (the CLI's `fuzz`, 100,000+ cases per class).
 
 use std::path::PathBuf;
@@ -55,4 +56,19 @@ fn mutations_are_deterministic() {
     let b: Vec<Vec<u8>> = (0..50).map(|_| fuzz::mutate_image(&mut r, &seeds)).collect();
     assert_eq!(a, b);
     assert!(a.iter().any(|m| !seeds.contains(m)));
+}
+
+#[test]
+fn mutated_model_files_load_or_fail_cleanly() {
+    let mut configs: Vec<String> =
+        std::fs::read_dir(fixtures().join("configs")).unwrap().map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap()).collect();
+    configs.sort();
+    let tokenizer = std::fs::read_to_string(fixtures().join("tokenizer/tokenizer.json")).unwrap();
+    let scratch = std::env::temp_dir().join(format!("mobileclip-fuzz-test-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let o = fuzz::models(&configs, &tokenizer, 49408, 2000, 13, &scratch, &mut |_, _, _| {});
+    let _ = std::fs::remove_dir_all(&scratch);
+    println!("models: {} cases, {} ok, errors {:?}, failures {:?}", o.cases, o.ok, o.errors, o.failures);
+    assert!(o.failures.is_empty(), "{:?}", o.failures);
+    assert!(o.ok > 50 && o.errors.values().sum::<usize>() > 50, "{o:?}");
 }
