@@ -37,8 +37,13 @@ pub struct ClipTokenizer {
 
 impl ClipTokenizer {
     pub fn from_file(path: &Path, vocab_size: usize, context: usize) -> Result<Self> {
-        let bpe =
-            Tokenizer::from_file(path).map_err(|e| EngineError::Model(format!("{}: not a usable tokenizer.json: {e}", path.display())))?;
+        // The tokenizers crate panics on some malformed files (an unwrap in a decoder's
+        // Deserialize, found by scripts/fuzz): a damaged file is an error like any other.
+        let parsed = std::panic::catch_unwind(|| Tokenizer::from_file(path)).map_err(|p| {
+            let why = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            EngineError::Model(format!("{}: not a usable tokenizer.json (the tokenizers library gave up: {why})", path.display()))
+        })?;
+        let bpe = parsed.map_err(|e| EngineError::Model(format!("{}: not a usable tokenizer.json: {e}", path.display())))?;
         let n = bpe.get_vocab_size(true);
         if n != vocab_size {
             return Err(EngineError::Model(format!(
@@ -198,6 +203,27 @@ fn bytes_to_unicode() -> [char; 256] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A syntax error inside the decoder section made the tokenizers crate panic (an
+    /// `expect` in its Deserialize; found by scripts/fuzz): now an error naming the file.
+    #[test]
+    fn malformed_decoder_section_is_an_error_not_a_panic() {
+        let fixture = format!("{}/../../tests/fixtures/tokenizer/tokenizer.json", env!("CARGO_MANIFEST_DIR"));
+        let good = std::fs::read_to_string(fixture).unwrap();
+        let bad = good.replacen(
+            "\"decoder\":{\"type\":\"ByteLevel\",\"add_prefix_space\":",
+            "\"decoder\":{\"type\":\"ByteLevel\",\"add_prefix_space\" ",
+            1,
+        );
+        assert_ne!(good, bad);
+        let dir = std::env::temp_dir().join(format!("mobileclip-tok-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tokenizer.json");
+        std::fs::write(&path, bad).unwrap();
+        let err = ClipTokenizer::from_file(&path, 49408, 77).err().map(|e| e.to_string()).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(err.contains("not a usable tokenizer.json"), "{err}");
+    }
 
     #[test]
     fn ascii_classes_match_tables() {
