@@ -94,9 +94,10 @@ impl Loaded {
         batch_size: usize,
         between: &mut dyn FnMut(),
     ) -> Result<LabelEmbeddings, EngineError> {
-        let key: Vec<String> = std::iter::once(template).chain(labels.iter().copied()).map(str::to_owned).collect();
+        // Compared in place (called once per row of a classified table: no key built per call).
+        let same = |k: &[String]| k.len() == labels.len() + 1 && k[0] == template && k[1..].iter().zip(labels).all(|(a, b)| a == b);
         let mut sets = self.label_sets.borrow_mut();
-        if let Some(pos) = sets.iter().position(|(k, _)| *k == key) {
+        if let Some(pos) = sets.iter().position(|(k, _)| same(k)) {
             let hit = sets.remove(pos);
             let v = hit.1.clone();
             sets.insert(0, hit);
@@ -108,6 +109,7 @@ impl Loaded {
         let v = Rc::new(self.engine.embed_texts_with(&refs, batch_size, between)?);
         // Kept: the newest sets, up to LABEL_SETS of them and LABEL_CACHE_FLOATS in all.
         let floats = |e: &LabelEmbeddings| e.iter().map(Vec::len).sum::<usize>();
+        let key: Vec<String> = std::iter::once(template).chain(labels.iter().copied()).map(str::to_owned).collect();
         let mut sets = self.label_sets.borrow_mut();
         sets.insert(0, (key, v.clone()));
         sets.truncate(LABEL_SETS);

@@ -102,20 +102,9 @@ fn on_error(value: &str) -> OnError {
 fn clip_embed_image_on_error(image: &[u8], on_error: &str) -> Option<Vector> {
     let mode = self::on_error(on_error);
     let call = statement_call_number();
-    let loaded = backend_engine::engine().or_raise();
-    let mut skipped = |_: usize, e: EngineError| {
+    let out = embed_images_as(&[Some(image)], 1, mode, &mut |_, e| {
         pgrx::warning!("mobileclip: clip_embed_image call {call} of this statement returned NULL: {e}");
-    };
-    let items = [Some(image)];
-    let mut between = || {
-        pgrx::check_for_interrupts!();
-    };
-    let out = match mode {
-        OnError::Error => loaded.engine.embed_images_with(&items, 1, &guc::image_limits(), &mut between),
-        OnError::Null => loaded.engine.embed_images_skipping(&items, 1, &guc::image_limits(), &mut between, &mut skipped),
-    }
-    .or_raise();
-    backend_engine::after_call(&loaded);
+    });
     out.into_iter().flatten().next().map(Vector)
 }
 
@@ -125,24 +114,35 @@ fn clip_embed_image_on_error(image: &[u8], on_error: &str) -> Option<Vector> {
 #[pg_extern(stable, strict, parallel_safe, cost = 1000000, name = "clip_embed_images")]
 fn clip_embed_images_on_error(images: Array<'_, &[u8]>, on_error: &str) -> Vec<Option<Vector>> {
     let mode = self::on_error(on_error);
-    let loaded = backend_engine::engine().or_raise();
     let items: Vec<Option<&[u8]>> = images.iter().collect();
-    check_result_size(items.len(), loaded.engine.embed_dim());
     let n = items.len();
-    let mut skipped = |i: usize, e: EngineError| {
+    let out = embed_images_as(&items, guc::batch_size(), mode, &mut |i, e| {
         pgrx::warning!("mobileclip: image {} of {n}: {e}; NULL in its place (on_error => 'null')", i + 1);
-    };
-    let (limits, batch) = (guc::image_limits(), guc::batch_size());
+    });
+    out.into_iter().map(|v| v.map(Vector)).collect()
+}
+
+/// The on_error forms' one path: `items` embedded in batches of `batch`; under `Null` an
+/// unusable image goes to `skipped` (its WARNING) and gives None.
+fn embed_images_as(
+    items: &[Option<&[u8]>],
+    batch: usize,
+    mode: OnError,
+    skipped: &mut dyn FnMut(usize, EngineError),
+) -> Vec<Option<Vec<f32>>> {
+    let loaded = backend_engine::engine().or_raise();
+    check_result_size(items.len(), loaded.engine.embed_dim());
+    let limits = guc::image_limits();
     let mut between = || {
         pgrx::check_for_interrupts!();
     };
     let out = match mode {
-        OnError::Error => loaded.engine.embed_images_with(&items, batch, &limits, &mut between),
-        OnError::Null => loaded.engine.embed_images_skipping(&items, batch, &limits, &mut between, &mut skipped),
+        OnError::Error => loaded.engine.embed_images_with(items, batch, &limits, &mut between),
+        OnError::Null => loaded.engine.embed_images_skipping(items, batch, &limits, &mut between, skipped),
     }
     .or_raise();
     backend_engine::after_call(&loaded);
-    out.into_iter().map(|v| v.map(Vector)).collect()
+    out
 }
 
 /// Why `image` cannot be embedded (the message clip_embed_image would raise), or NULL when it
