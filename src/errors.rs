@@ -21,6 +21,7 @@ pub fn sqlstate(e: &EngineError) -> PgSqlErrorCode {
         EngineError::Mlx(_) => PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
         EngineError::InvalidInput(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         EngineError::LimitExceeded(_) => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        EngineError::OutOfMemory(_) => PgSqlErrorCode::ERRCODE_OUT_OF_MEMORY,
         EngineError::Unsupported(_) => PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
         EngineError::NotFound(_) => PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
         // The files at mobileclip.model_path are not a usable model: an invalid setting.

@@ -364,6 +364,17 @@ fn timed(runs: usize, f: impl Fn() -> Result<(), Box<dyn std::error::Error>>) ->
     Ok((wall, cpu))
 }
 
+/// MLX's active memory now, with its peak counter reset: what the model holds.
+fn activation_mark() -> usize {
+    mobileclip_engine::runtime::reset_peak_memory();
+    mobileclip_engine::runtime::memory_stats().0
+}
+
+/// The most memory MLX held for activations since `activation_mark` (MB): peak - held.
+fn activation_peak_mb(mark: usize) -> f64 {
+    mobileclip_engine::runtime::memory_stats().2.saturating_sub(mark) as f64 / 1048576.0
+}
+
 fn bench_text(model: &Path, batches: &[usize], runs: usize) -> CliResult {
     let t = std::time::Instant::now();
     let engine = Engine::load(model, load_options())?;
@@ -372,10 +383,12 @@ fn bench_text(model: &Path, batches: &[usize], runs: usize) -> CliResult {
     for &b in batches {
         let b = b.clamp(1, 256);
         let ids: Vec<i32> = (0..b).map(|i| engine.tokenize(BENCH_TEXTS[i % BENCH_TEXTS.len()])).collect::<Result<Vec<_>, _>>()?.concat();
+        let mark = activation_mark();
         let (runs_ms, cpu) = timed(runs, || {
             std::hint::black_box(engine.embed_token_ids_batch(&ids, b)?);
             Ok(())
         })?;
+        let peak_mb = activation_peak_mb(mark);
         let t = std::time::Instant::now();
         for i in 0..b {
             std::hint::black_box(engine.tokenize(BENCH_TEXTS[i % BENCH_TEXTS.len()])?);
@@ -383,6 +396,7 @@ fn bench_text(model: &Path, batches: &[usize], runs: usize) -> CliResult {
         let tokenize_ms = t.elapsed().as_secs_f64() * 1e3;
         rows.push(serde_json::json!({
             "batch": b, "runs_ms": runs_ms, "median_ms": microbench::median(&runs_ms), "cpu_ms": microbench::median(&cpu), "tokenize_ms": tokenize_ms,
+            "mlx_peak_mb": peak_mb, "reserve_mb": engine.text_reserve_bytes(&ids)? as f64 / 1048576.0,
         }));
     }
     let out = serde_json::json!({ "model": model.display().to_string(), "load_ms": load_ms, "towers": towers_json(&engine), "rows": rows });
@@ -407,11 +421,16 @@ fn bench_image(model: &Path, image: &Path, batches: &[usize], runs: usize) -> Cl
     for &b in batches {
         let b = b.clamp(1, 256);
         let batch: Vec<f32> = pixels.iter().copied().cycle().take(pixels.len() * b).collect();
+        let mark = activation_mark();
         let (runs_ms, cpu) = timed(runs, || {
             std::hint::black_box(engine.embed_pixels(&batch, b, true)?);
             Ok(())
         })?;
-        rows.push(serde_json::json!({ "batch": b, "runs_ms": runs_ms, "median_ms": microbench::median(&runs_ms), "cpu_ms": microbench::median(&cpu) }));
+        let peak_mb = activation_peak_mb(mark);
+        rows.push(serde_json::json!({
+            "batch": b, "runs_ms": runs_ms, "median_ms": microbench::median(&runs_ms), "cpu_ms": microbench::median(&cpu),
+            "mlx_peak_mb": peak_mb, "reserve_mb": engine.image_reserve_bytes(b)? as f64 / 1048576.0,
+        }));
     }
     let out = serde_json::json!({
         "model": model.display().to_string(), "image": image.display().to_string(), "load_ms": load_ms, "towers": towers_json(&engine),

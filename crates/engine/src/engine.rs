@@ -229,7 +229,9 @@ impl Engine {
         let rows = ids.len() / ctx.max(1);
         let mut out = Vec::with_capacity(rows);
         for chunk in ids.chunks(self.options.batch_size * ctx) {
-            let emb = self.text()?.forward(chunk, chunk.len() / ctx, normalize)?;
+            let (tower, n) = (self.text()?, chunk.len() / ctx);
+            let _room = runtime::reserve(tower.activation_bytes(n, tower.positions(chunk)), &format!("a batch of {n} texts"))?;
+            let emb = tower.forward(chunk, n, normalize)?;
             let k = out.len();
             out.extend(self.rows(&emb, normalize, &|i| label("token row", k + i, rows))?);
         }
@@ -239,7 +241,9 @@ impl Engine {
     /// Embeddings of `ids` (rows of `context_length`) as ONE MLX batch, however many rows.
     /// For benchmarks; callers bound the size.
     pub fn embed_token_ids_batch(&self, ids: &[i32], rows: usize) -> Result<Vec<Vec<f32>>> {
-        let emb = self.text()?.forward(ids, rows, true)?;
+        let tower = self.text()?;
+        let _room = runtime::reserve(tower.activation_bytes(rows, tower.positions(ids)), &format!("a batch of {rows} texts"))?;
+        let emb = tower.forward(ids, rows, true)?;
         self.rows(&emb, true, &|i| label("token row", i, rows))
     }
 
@@ -274,13 +278,30 @@ impl Engine {
             for (_, t) in chunk {
                 ids.extend(self.tokenize(t)?);
             }
-            let emb = self.text()?.forward_checked(&ids, chunk.len(), true, checkpoint)?;
+            let tower = self.text()?;
+            let _room =
+                runtime::reserve(tower.activation_bytes(chunk.len(), tower.positions(&ids)), &format!("a batch of {} texts", chunk.len()))?;
+            let emb = tower.forward_checked(&ids, chunk.len(), true, checkpoint)?;
             let rows = self.rows(&emb, true, &|k| label("text", chunk[k].0, items.len()))?;
             for (&(i, _), v) in chunk.iter().zip(rows) {
                 out[i] = Some(v);
             }
         }
         Ok(out)
+    }
+
+    /// The memory the engine reserves before running the text tower on the token rows
+    /// `ids` (loads the tower).
+    pub fn text_reserve_bytes(&self, ids: &[i32]) -> Result<usize> {
+        let t = self.text()?;
+        let n = ids.len() / self.config.text().context_length.max(1);
+        Ok(t.activation_bytes(n, t.positions(ids)))
+    }
+
+    /// The memory the engine reserves before running the image tower on `n` images (loads
+    /// the tower).
+    pub fn image_reserve_bytes(&self, n: usize) -> Result<usize> {
+        Ok(self.vision()?.activation_bytes(n))
     }
 
     /// The preprocessing open_clip builds from this model's config (size, filter, mean/std).
@@ -310,8 +331,10 @@ impl Engine {
         if n == 0 || pixels.len() != n * s * s * 3 {
             return Err(EngineError::InvalidInput(format!("{} pixel values for {n} images of {s} x {s} x 3", pixels.len())));
         }
+        let tower = self.vision()?;
+        let _room = runtime::reserve(tower.activation_bytes(n), &format!("a batch of {n} images"))?;
         let x = mlx_rs::Array::from_slice(pixels, &[n as i32, s as i32, s as i32, 3]);
-        let emb = self.vision()?.forward(&x, normalize)?;
+        let emb = tower.forward(&x, normalize)?;
         self.rows(&emb, normalize, &|i| label("image", i, n))
     }
 
@@ -385,8 +408,10 @@ impl Engine {
             if used.is_empty() {
                 continue;
             }
+            let tower = self.vision()?;
+            let _room = runtime::reserve(tower.activation_bytes(used.len()), &format!("a batch of {} images", used.len()))?;
             let x = mlx_rs::Array::from_slice(&pixels, &[used.len() as i32, s as i32, s as i32, 3]);
-            let emb = self.vision()?.forward_checked(&x, true, checkpoint)?;
+            let emb = tower.forward_checked(&x, true, checkpoint)?;
             for (k, row) in self.raw_rows(&emb)?.into_iter().enumerate() {
                 let i = used[k];
                 match (check_finite(&row, true), skipped.as_mut()) {

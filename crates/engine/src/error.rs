@@ -19,6 +19,11 @@ pub enum EngineError {
     #[error("{0}")]
     LimitExceeded(String),
 
+    /// Memory for a load or a forward pass cannot be allocated (runtime::reserve): checked
+    /// before MLX allocates, so the process lives and the next, smaller call can proceed.
+    #[error("{0}")]
+    OutOfMemory(String),
+
     /// The requested feature or device is not available in this build or on this machine.
     #[error("{0}")]
     Unsupported(String),
@@ -52,6 +57,7 @@ impl EngineError {
             Mlx(m) => Mlx(format!("{what}: {m}")),
             InvalidInput(m) => InvalidInput(format!("{what}: {m}")),
             LimitExceeded(m) => LimitExceeded(format!("{what}: {m}")),
+            OutOfMemory(m) => OutOfMemory(format!("{what}: {m}")),
             Unsupported(m) => Unsupported(format!("{what}: {m}")),
             NotFound(m) => NotFound(format!("{what}: {m}")),
             Model(m) => Model(format!("{what}: {m}")),

@@ -56,7 +56,10 @@ struct Stage {
 }
 
 impl Stage {
-    fn forward(&self, x: &Array) -> Result<Array> {
+    /// Calls `tap` after the downsample (and CPE) and after each block: a tap that evaluates
+    /// keeps MLX's live memory to about one block's intermediates (evaluating a whole stage
+    /// as one graph held ~13 MB per S0 image at its peak, per block ~1 MB).
+    fn forward(&self, name: &str, x: &Array, tap: &mut dyn FnMut(&str, &Array) -> Result<()>) -> Result<Array> {
         let mut x = match &self.down {
             Some(d) => d.forward(x)?,
             None => x.clone(),
@@ -64,8 +67,12 @@ impl Stage {
         if let Some(p) = &self.pos {
             x = p.forward(&x)?;
         }
+        if self.down.is_some() || self.pos.is_some() {
+            tap(name, &x)?;
+        }
         for b in &self.blocks {
             x = b.forward(&x)?;
+            tap(name, &x)?;
         }
         Ok(x)
     }
@@ -75,6 +82,9 @@ pub struct FastVit {
     stem: Stem,
     stages: Vec<Stage>,
     head: Head,
+    /// (width, attention) per stage and the MLP ratio: what `activation_bytes` needs.
+    widths: Vec<(usize, bool)>,
+    mlp_ratio: usize,
     /// (modules that arrived in training form and were reparameterized at load, modules that
     /// arrived reparameterized): what the tests check form detection by.
     #[cfg(any(test, feature = "testdata"))]
@@ -146,9 +156,20 @@ impl FastVit {
             stem,
             stages,
             head,
+            widths: spec.widths.iter().copied().zip(spec.attention.iter().copied()).collect(),
+            mlp_ratio: spec.mlp_ratio,
             #[cfg(any(test, feature = "testdata"))]
             reparam_counts,
         })
+    }
+
+    /// An upper bound of the memory a forward pass over `n` images of `image_size` needs
+    /// beyond the weights (footprint.rs).
+    pub fn activation_bytes(&self, n: usize, image_size: usize) -> usize {
+        let stages: Vec<(usize, usize, bool)> =
+            self.widths.iter().enumerate().map(|(i, &(w, attn))| ((image_size / 4) >> i, w, attn)).collect();
+        let early = self.stages.iter().take_while(|st| st.per_image).count();
+        crate::footprint::fastvit(n, image_size, &stages, early, self.mlp_ratio)
     }
 
     /// (modules reparameterized at load, modules that arrived reparameterized).
@@ -166,8 +187,8 @@ impl FastVit {
         self.run(x, &mut |_, _| Ok(()))
     }
 
-    /// `forward`, evaluating after the stem, each stage and the head, and returning the wall
-    /// time of each part (ms): for benchmarks (tests/fastvit_bench.rs, feature `bench`).
+    /// `forward`, evaluating after the stem, each block and the head, and returning the wall
+    /// time of each part (ms: the early stages of all images, then each later stage): for benchmarks (tests/fastvit_bench.rs, feature `bench`).
     /// Evaluating in between costs a little overlap.
     #[cfg(feature = "bench")]
     pub fn forward_profiled(&self, x: &Array) -> Result<(Array, Vec<(String, f64)>)> {
@@ -176,7 +197,12 @@ impl FastVit {
         let out = self.run(x, &mut |name, y| {
             y.eval()?;
             let now = std::time::Instant::now();
-            times.push((name.to_string(), (now - t0).as_secs_f64() * 1e3));
+            let ms = (now - t0).as_secs_f64() * 1e3;
+            // One entry per part: its blocks (and, per image, its images) add up.
+            match times.iter_mut().find(|(n, _)| n == name) {
+                Some((_, t)) => *t += ms,
+                None => times.push((name.to_string(), ms)),
+            }
             t0 = now;
             Ok(())
         })?;
@@ -184,7 +210,8 @@ impl FastVit {
     }
 
     /// `forward`, calling `tap` with each piece of the graph as it is built: each image's
-    /// stem and early stages, then each later stage, then the head. A tap that evaluates
+    /// stem and each block of its early stages, then each block of the later stages, then
+    /// the head. A tap that evaluates
     /// runs the graph in those pieces (cancellation checks, profiles).
     pub(crate) fn run(&self, x: &Array, tap: &mut dyn FnMut(&str, &Array) -> Result<()>) -> Result<Array> {
         let s = x.shape();
@@ -203,17 +230,17 @@ impl FastVit {
         let mut parts = Vec::with_capacity(n as usize);
         for i in 0..n {
             let xi = if n == 1 { x.clone() } else { x.try_index(i..i + 1)? };
+            let name = format!("stem + stages 0..{early} (per image)");
             let mut y = self.stem.forward(&xi)?;
+            tap(&name, &y)?;
             for st in &self.stages[..early] {
-                y = st.forward(&y)?;
+                y = st.forward(&name, &y, tap)?;
             }
-            tap(&format!("stem + stages 0..{early} (per image)"), &y)?;
             parts.push(y);
         }
         let mut x = if n == 1 { parts.remove(0) } else { mlx_rs::ops::concatenate(&parts, 0)? };
         for (i, st) in self.stages.iter().enumerate().skip(early) {
-            x = st.forward(&x)?;
-            tap(&format!("stage {i}"), &x)?;
+            x = st.forward(&format!("stage {i}"), &x, tap)?;
         }
         let y = self.head.forward(&x)?;
         tap("head", &y)?;

@@ -75,6 +75,7 @@ fn kind(e: &EngineError) -> &'static str {
         EngineError::Mlx(_) => "mlx",
         EngineError::InvalidInput(_) => "invalid_input",
         EngineError::LimitExceeded(_) => "limit_exceeded",
+        EngineError::OutOfMemory(_) => "out_of_memory",
         EngineError::Unsupported(_) => "unsupported",
         EngineError::NotFound(_) => "not_found",
         EngineError::Model(_) => "model",

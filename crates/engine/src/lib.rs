@@ -18,6 +18,7 @@ pub mod zero_shot;
 
 mod conv;
 mod fastvit;
+mod footprint;
 mod kernels;
 mod loader;
 mod nn;

@@ -68,6 +68,15 @@ impl<'a> Params<'a> {
 
     /// One array the tower keeps, of `shape`.
     pub fn one(&self, shape: &[usize], make: impl FnOnce() -> Result<Array>) -> Result<Array> {
+        // Making it holds the file's values, the MLX array and a reparameterization's
+        // temporaries at once: room for three copies, asked for before MLX allocates.
+        let _room = match self.mode {
+            Mode::Cached { .. } => None,
+            _ => {
+                let bytes = shape.iter().product::<usize>().saturating_mul(4 * 3);
+                Some(crate::runtime::reserve(bytes, &format!("a weight of shape {shape:?}"))?)
+            }
+        };
         match &self.mode {
             Mode::Build(rec) => {
                 let a = make()?;

@@ -10,6 +10,7 @@
 //! - Nothing here runs at load time: callers call [`init`] lazily, after any fork.
 
 use std::ffi::{c_char, c_int, CStr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mlx_rs::Array;
 use once_cell::sync::OnceCell;
@@ -118,8 +119,12 @@ pub fn set_cache_limit(bytes: usize) -> Result<usize> {
     if unsafe { mlx_sys::mlx_set_cache_limit(&mut prev, bytes) } != 0 {
         return Err(EngineError::Mlx("mlx_set_cache_limit failed".into()));
     }
+    CACHE_LIMIT.store(bytes, Ordering::Relaxed);
     Ok(prev)
 }
+
+/// The cache limit last set (MLX's default until `init` sets ours): what [`reserve`] adds.
+static CACHE_LIMIT: AtomicUsize = AtomicUsize::new(32 << 20);
 
 /// Returns the cached (free, kept for reuse) buffers to the system.
 pub fn clear_cache() {
@@ -135,6 +140,80 @@ pub fn release_memory() {
     // SAFETY: malloc_trim only returns free heap memory to the kernel.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Resets MLX's peak-memory counter to the memory active now.
+pub fn reset_peak_memory() {
+    // SAFETY: plain call into MLX's allocator.
+    unsafe { mlx_sys::mlx_reset_peak_memory() };
+}
+
+/// Room for `bytes` more, asked for before MLX allocates: MLX's CPU allocator does not fail
+/// when `malloc` returns NULL, it hands the op a null buffer and the process dies of SIGSEGV
+/// (mlx/backend/no_gpu/allocator.cpp; in Postgres a crashed backend and a cluster restart).
+/// So the engine asks the C heap, before each load step and forward pass, for the memory it
+/// will need (an mmap of that size, never touched) and gives it back at once.
+///
+/// Besides the live buffers, MLX keeps freed ones for reuse (up to the cache limit), and
+/// those count against an address-space limit too. If `bytes` plus that cache does not fit,
+/// the cache is released and switched off until the returned [`Room`] is dropped (slower,
+/// but within the limit); if `bytes` alone does not fit, `EngineError::OutOfMemory`. This
+/// catches what an address-space limit (RLIMIT_AS, `ulimit -v`) or strict overcommit
+/// (`vm.overcommit_memory = 2`, what the Postgres documentation recommends) refuses. With
+/// the kernel's default heuristic overcommit nothing is refused up front and real
+/// exhaustion is the OOM killer's, which no process can turn into an error (SECURITY.md).
+pub fn reserve(bytes: usize, what: &str) -> Result<Room> {
+    // mmap itself, not malloc + free: the compiler may delete an unused malloc/free pair (and
+    // assume it succeeded). A private writable mapping is what the address-space limit and
+    // the commit charge count; its pages are never touched, so it costs two system calls.
+    let fits = |n: usize| {
+        // SAFETY: a fresh anonymous mapping that nothing else sees, unmapped at once; failure
+        // is MAP_FAILED, handled.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                n.max(1),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if p == libc::MAP_FAILED {
+                return false;
+            }
+            libc::munmap(p, n.max(1));
+            true
+        }
+    };
+    let cache = CACHE_LIMIT.load(Ordering::Relaxed);
+    if fits(bytes.saturating_add(cache)) {
+        return Ok(Room { restore: None });
+    }
+    release_memory();
+    let room = if cache > 0 && set_cache_limit(0).is_ok() { Room { restore: Some(cache) } } else { Room { restore: None } };
+    if fits(bytes) {
+        return Ok(room);
+    }
+    Err(EngineError::OutOfMemory(format!(
+        "out of memory: {what} needs about {} MB that this process cannot allocate (its address-space limit or the \
+         system's commit limit is reached)",
+        bytes.div_ceil(1 << 20)
+    )))
+}
+
+/// What [`reserve`] granted: while it lives, MLX's buffer cache may be switched off (memory
+/// was short); dropping it switches the cache back on.
+#[must_use = "the room holds for as long as the value lives"]
+pub struct Room {
+    restore: Option<usize>,
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        if let Some(limit) = self.restore {
+            set_cache_limit(limit).ok();
+        }
     }
 }
 

@@ -101,6 +101,43 @@ impl TextTower {
         self.forward_checked(ids, batch, normalize, &mut || {})
     }
 
+    /// An upper bound of the memory a forward pass over `n` texts needs beyond the weights
+    /// (what the engine reserves before it runs one; footprint.rs). All `context_length`
+    /// positions: a causal tower that stops early needs less.
+    pub fn activation_bytes(&self, n: usize, positions: usize) -> usize {
+        let c = &self.cfg;
+        crate::footprint::transformer(n, positions, c.width, c.mlp_width(), c.heads)
+    }
+
+    /// The pooled position of each row of `ids` (rows of `context_length`): the largest token
+    /// id, first occurrence (torch argmax), normally EOT.
+    fn pooled(&self, ids: &[i32]) -> Vec<usize> {
+        ids.chunks(self.cfg.context_length.max(1))
+            .map(|row| {
+                let mut best = 0usize;
+                for (i, &t) in row.iter().enumerate() {
+                    if t > row[best] {
+                        best = i;
+                    }
+                }
+                best
+            })
+            .collect()
+    }
+
+    /// The positions a forward pass over `ids` runs: with a causal mask (MobileCLIP2-B), token
+    /// i only sees tokens <= i, so the positions after the last pooled one cannot change any
+    /// pooled row and are not computed (exact; a 12-token caption runs 12 positions instead
+    /// of 77). Without the mask every position attends to the padding, and all of them run.
+    pub fn positions(&self, ids: &[i32]) -> usize {
+        let ctx = self.cfg.context_length;
+        if self.cfg.causal() {
+            self.pooled(ids).iter().max().map_or(ctx, |&m| m + 1)
+        } else {
+            ctx
+        }
+    }
+
     /// `forward`, evaluated block by block, calling `checkpoint` after each (the
     /// extension's cancellation check). Same arithmetic.
     pub fn forward_checked(&self, ids: &[i32], batch: usize, normalize: bool, checkpoint: &mut dyn FnMut()) -> Result<Array> {
@@ -113,24 +150,8 @@ impl TextTower {
             return Err(EngineError::InvalidInput(format!("token id {bad} outside the vocabulary (0..{vocab})")));
         }
         let (w, heads) = (self.cfg.width as i32, self.cfg.heads as i32);
-        // Pool the row at the largest token id, first occurrence (torch argmax): normally EOT.
-        let best: Vec<usize> = ids
-            .chunks(ctx)
-            .map(|row| {
-                let mut best = 0usize;
-                for (i, &t) in row.iter().enumerate() {
-                    if t > row[best] {
-                        best = i;
-                    }
-                }
-                best
-            })
-            .collect();
-        // With a causal mask (MobileCLIP2-B), token i only sees tokens <= i, so the positions
-        // after the last pooled one cannot change any pooled row: they are not computed (exact;
-        // a 12-token caption runs 12 positions instead of 77). Without the mask every position
-        // attends to the padding, and all of them run.
-        let keep = if self.cfg.causal() { best.iter().max().map_or(ctx, |&m| m + 1) } else { ctx };
+        let best = self.pooled(ids);
+        let keep = self.positions(ids);
         let (b, l) = (batch as i32, keep as i32);
         let kept: Vec<i32> = ids.chunks(ctx).flat_map(|row| row[..keep].iter().copied()).collect();
         let ids_arr = Array::from_slice(&kept, &[b * l]);

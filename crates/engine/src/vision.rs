@@ -94,8 +94,19 @@ impl VisionTower {
         }
     }
 
-    /// `forward`, evaluated in pieces (per image in FastViT's early stages, per stage or
-    /// block after), calling `checkpoint` after each: the extension's cancellation check, so
+    /// An upper bound of the memory a forward pass over `n` images needs beyond the weights,
+    /// their pixels included (what the engine reserves before it runs one; footprint.rs).
+    pub fn activation_bytes(&self, n: usize) -> usize {
+        let pixels = n.saturating_mul(self.image_size * self.image_size * 3 * 4);
+        let trunk = match &self.trunk {
+            Trunk::FastVit(t) => t.activation_bytes(n, self.image_size),
+            Trunk::Vit(t) => t.activation_bytes(n),
+        };
+        pixels.saturating_add(trunk)
+    }
+
+    /// `forward`, evaluated in pieces (FastViT: the stem and each block, per image in the
+    /// early stages; ViT: each block), calling `checkpoint` after each: the extension's cancellation check, so
     /// a cancel waits for one piece, not for the batch. Same arithmetic as `forward`.
     pub fn forward_checked(&self, x: &Array, normalize: bool, checkpoint: &mut dyn FnMut()) -> Result<Array> {
         let s = self.image_size as i32;

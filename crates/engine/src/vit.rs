@@ -315,6 +315,18 @@ impl Vit {
         })
     }
 
+    /// An upper bound of the memory a forward pass over `n` images needs beyond the weights
+    /// (footprint.rs).
+    pub fn activation_bytes(&self, n: usize) -> usize {
+        let s = &self.spec;
+        let stem_width = match s.stem {
+            StemKind::MciConvStem => 192,
+            StemKind::Patch(_) => 0,
+        };
+        let tokens = s.grid() * s.grid() + 1;
+        crate::footprint::vit(n, s.image_size, stem_width, tokens, s.width, s.mlp, s.heads)
+    }
+
     /// `x`: [N, S, S, 3] normalised pixels (NHWC). Returns [N, embed_dim], not normalised.
     /// Calls `tap` after the stem and after each block with the graph so far (a tap that
     /// evaluates runs it in those pieces: VisionTower::forward_checked).

@@ -31,7 +31,11 @@ impl Weights {
         // SAFETY: read-only map, used only to parse and validate the header (safetensors checks
         // the offsets against the file length; only the header's pages are read) and dropped
         // right after; a file truncated during those microseconds is the one hazard (SIGBUS).
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| EngineError::Model(format!("{}: {e}", path.display())))?;
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| match e.raw_os_error() {
+            // The process's address space is full (an address-space limit), not a bad file.
+            Some(libc::ENOMEM) => EngineError::OutOfMemory(format!("out of memory: {} cannot be mapped: {e}", path.display())),
+            _ => EngineError::Model(format!("{}: {e}", path.display())),
+        })?;
         let (header_len, meta) = SafeTensors::read_metadata(&map)
             .map_err(|e| EngineError::Model(format!("{}: not a valid safetensors file: {e}", path.display())))?;
         drop(map);
@@ -104,7 +108,11 @@ impl Weights {
         let v: Vec<f32> = match info.dtype {
             Dtype::F32 => {
                 // Read straight into the result (one buffer: the largest tensor is ~150 MB).
-                let mut v = vec![0f32; len / 4];
+                let mut v = Vec::new();
+                v.try_reserve_exact(len / 4).map_err(|_| {
+                    EngineError::OutOfMemory(format!("out of memory: tensor {key} ({} MB) cannot be read", len.div_ceil(1 << 20)))
+                })?;
+                v.resize(len / 4, 0f32);
                 // SAFETY: the Vec owns len / 4 * 4 initialized bytes; any byte pattern is a valid
                 // f32; the byte view ends before `v` is used again.
                 read(unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), v.len() * 4) })?;
@@ -113,7 +121,11 @@ impl Weights {
                 v
             }
             Dtype::F16 | Dtype::BF16 => {
-                let mut data = vec![0u8; len];
+                let mut data = Vec::new();
+                data.try_reserve_exact(len).map_err(|_| {
+                    EngineError::OutOfMemory(format!("out of memory: tensor {key} ({} MB) cannot be read", len.div_ceil(1 << 20)))
+                })?;
+                data.resize(len, 0u8);
                 read(&mut data)?;
                 if info.dtype == Dtype::F16 {
                     data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
