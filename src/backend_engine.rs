@@ -28,7 +28,8 @@ pub fn runtime() -> Result<(), EngineError> {
     runtime::set_device(guc::device())
 }
 
-/// Applies `mobileclip.threads` when it changed since the last call (a SET in the session).
+/// Applies `mobileclip.threads` when it changed since the last call (a SET in the session, or,
+/// at 0, another number of running backends).
 fn apply_threads() {
     thread_local! {
         static APPLIED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };

@@ -42,11 +42,13 @@ pub const DEFAULT_MAX_IMAGE_PIXELS: i32 = 89_478_485;
 pub static MAX_IMAGE_PIXELS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_IMAGE_PIXELS);
 pub static MAX_IMAGE_BYTES: GucSetting<i32> = GucSetting::<i32>::new(128 * 1024 * 1024);
 
-/// `mobileclip.threads` resolved: 0 means one per core.
+/// `mobileclip.threads` resolved. 0 (the default): the cores shared among the backends
+/// running a statement now (sessions.rs), at least 1: one per core when this backend is the
+/// only one, one each when as many or more run.
 pub fn threads() -> usize {
     match THREADS.get() {
         n if n > 0 => n as usize,
-        _ => mobileclip_engine::runtime::default_threads(),
+        _ => (mobileclip_engine::runtime::default_threads() / crate::sessions::running_backends()).max(1),
     }
 }
 
@@ -92,9 +94,9 @@ per MLX batch); cancellation is checked inside a batch too.",
     );
     GucRegistry::define_int_guc(
         c"mobileclip.threads",
-        c"Threads one backend uses to embed (OpenBLAS GEMMs and the kernel layer); 0 = one per core.",
-        c"Values above the number of cores are clamped to it. With many backends embedding at once, \
-1 per backend keeps the cores from being oversubscribed.",
+        c"Threads one backend uses to embed (OpenBLAS GEMMs and the kernel layer); 0 = the cores shared among running backends.",
+        c"0 (the default): cores / backends running a statement (counted per transaction), at least 1. \
+Values above the number of cores are clamped to it.",
         &THREADS,
         0,
         1024,

@@ -13,6 +13,7 @@ mod embed;
 mod errors;
 mod guc;
 mod on_write;
+mod sessions;
 mod sql;
 mod vector;
 
