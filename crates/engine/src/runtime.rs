@@ -152,8 +152,8 @@ pub fn reset_peak_memory() {
 /// Room for `bytes` more, asked for before MLX allocates: MLX's CPU allocator does not fail
 /// when `malloc` returns NULL, it hands the op a null buffer and the process dies of SIGSEGV
 /// (mlx/backend/no_gpu/allocator.cpp; in Postgres a crashed backend and a cluster restart).
-/// So the engine asks the C heap, before each load step and forward pass, for the memory it
-/// will need (an mmap of that size, never touched) and gives it back at once.
+/// So the engine asks the kernel, before each load step and forward pass, for the memory it
+/// will need (an anonymous mapping of that size, never touched) and gives it back at once.
 ///
 /// Besides the live buffers, MLX keeps freed ones for reuse (up to the cache limit), and
 /// those count against an address-space limit too. If `bytes` plus that cache does not fit,
