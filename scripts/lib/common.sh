@@ -27,10 +27,11 @@ print(s.getsockname()[1])
 PY
 }
 
-# start_cluster DIR PORT [SERVER_OPTIONS]: initdb (if needed) and start a cluster in DIR owned
-# by the Postgres OS user, listening on 127.0.0.1:PORT and a socket in DIR.
+# start_cluster DIR PORT [SERVER_OPTIONS] [ADDRESS_SPACE_KB]: initdb (if needed) and start a
+# cluster in DIR owned by the Postgres OS user, listening on 127.0.0.1:PORT and a socket in
+# DIR; with ADDRESS_SPACE_KB, the postmaster and every backend run under that `ulimit -v`.
 start_cluster() {
-  local dir=$1 port=$2 extra=${3:-}
+  local dir=$1 port=$2 extra=${3:-} limit=${4:-unlimited}
   mkdir -p "$dir"
   chown "$PG_OS_USER" "$dir"
   if [ ! -f "$dir/data/PG_VERSION" ]; then
@@ -39,7 +40,8 @@ start_cluster() {
   fi
   # RUST_BACKTRACE from a developer's shell would make pgrx append backtraces to ERROR
   # details; a server normally runs without it.
-  as_pg env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+  as_pg env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE bash -c "ulimit -v $limit && exec \"\$@\"" _ \
+    "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $extra" start >/dev/null \
     || { tail -n 30 "$dir/server.log" >&2; die "postgres did not start (log above)"; }
 }

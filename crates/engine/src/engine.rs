@@ -229,9 +229,7 @@ impl Engine {
         let rows = ids.len() / ctx.max(1);
         let mut out = Vec::with_capacity(rows);
         for chunk in ids.chunks(self.options.batch_size * ctx) {
-            let (tower, n) = (self.text()?, chunk.len() / ctx);
-            let _room = runtime::reserve(tower.activation_bytes(n, tower.positions(chunk)), &format!("a batch of {n} texts"))?;
-            let emb = tower.forward(chunk, n, normalize)?;
+            let emb = self.text()?.forward(chunk, chunk.len() / ctx, normalize)?;
             let k = out.len();
             out.extend(self.rows(&emb, normalize, &|i| label("token row", k + i, rows))?);
         }
@@ -241,9 +239,7 @@ impl Engine {
     /// Embeddings of `ids` (rows of `context_length`) as ONE MLX batch, however many rows.
     /// For benchmarks; callers bound the size.
     pub fn embed_token_ids_batch(&self, ids: &[i32], rows: usize) -> Result<Vec<Vec<f32>>> {
-        let tower = self.text()?;
-        let _room = runtime::reserve(tower.activation_bytes(rows, tower.positions(ids)), &format!("a batch of {rows} texts"))?;
-        let emb = tower.forward(ids, rows, true)?;
+        let emb = self.text()?.forward(ids, rows, true)?;
         self.rows(&emb, true, &|i| label("token row", i, rows))
     }
 
@@ -278,10 +274,7 @@ impl Engine {
             for (_, t) in chunk {
                 ids.extend(self.tokenize(t)?);
             }
-            let tower = self.text()?;
-            let _room =
-                runtime::reserve(tower.activation_bytes(chunk.len(), tower.positions(&ids)), &format!("a batch of {} texts", chunk.len()))?;
-            let emb = tower.forward_checked(&ids, chunk.len(), true, checkpoint)?;
+            let emb = self.text()?.forward_checked(&ids, chunk.len(), true, checkpoint)?;
             let rows = self.rows(&emb, true, &|k| label("text", chunk[k].0, items.len()))?;
             for (&(i, _), v) in chunk.iter().zip(rows) {
                 out[i] = Some(v);
@@ -290,8 +283,8 @@ impl Engine {
         Ok(out)
     }
 
-    /// The memory the engine reserves before running the text tower on the token rows
-    /// `ids` (loads the tower).
+    /// The memory reserved before the text tower runs on the token rows `ids` (loads the
+    /// tower).
     pub fn text_reserve_bytes(&self, ids: &[i32]) -> Result<usize> {
         let t = self.text()?;
         let n = ids.len() / self.config.text().context_length.max(1);
@@ -331,6 +324,8 @@ impl Engine {
         if n == 0 || pixels.len() != n * s * s * 3 {
             return Err(EngineError::InvalidInput(format!("{} pixel values for {n} images of {s} x {s} x 3", pixels.len())));
         }
+        // Reserved before the pixels become an MLX array (the image tower's inputs are made
+        // here, so the reservation is too).
         let tower = self.vision()?;
         let _room = runtime::reserve(tower.activation_bytes(n), &format!("a batch of {n} images"))?;
         let x = mlx_rs::Array::from_slice(pixels, &[n as i32, s as i32, s as i32, 3]);

@@ -188,8 +188,9 @@ impl FastVit {
     }
 
     /// `forward`, evaluating after the stem, each block and the head, and returning the wall
-    /// time of each part (ms: the early stages of all images, then each later stage): for benchmarks (tests/fastvit_bench.rs, feature `bench`).
-    /// Evaluating in between costs a little overlap.
+    /// time of each part (ms: the early stages of all images, then each later stage): for
+    /// benchmarks (tests/fastvit_bench.rs, feature `bench`). Evaluating in between costs a
+    /// little overlap.
     #[cfg(feature = "bench")]
     pub fn forward_profiled(&self, x: &Array) -> Result<(Array, Vec<(String, f64)>)> {
         let mut times = Vec::new();
@@ -211,8 +212,8 @@ impl FastVit {
 
     /// `forward`, calling `tap` with each piece of the graph as it is built: each image's
     /// stem and each block of its early stages, then each block of the later stages, then
-    /// the head. A tap that evaluates
-    /// runs the graph in those pieces (cancellation checks, profiles).
+    /// the head. A tap that evaluates runs the graph in those pieces (cancellation checks,
+    /// profiles).
     pub(crate) fn run(&self, x: &Array, tap: &mut dyn FnMut(&str, &Array) -> Result<()>) -> Result<Array> {
         let s = x.shape();
         if s.len() != 4 || s[3] != 3 || s[0] < 1 || s[1] < 1 || s[2] < 1 {

@@ -101,9 +101,8 @@ impl TextTower {
         self.forward_checked(ids, batch, normalize, &mut || {})
     }
 
-    /// An upper bound of the memory a forward pass over `n` texts needs beyond the weights
-    /// (what the engine reserves before it runs one; footprint.rs). All `context_length`
-    /// positions: a causal tower that stops early needs less.
+    /// An upper bound of the memory a forward pass over `n` texts of `positions` run
+    /// positions needs beyond the weights (reserved before each forward; footprint.rs).
     pub fn activation_bytes(&self, n: usize, positions: usize) -> usize {
         let c = &self.cfg;
         crate::footprint::transformer(n, positions, c.width, c.mlp_width(), c.heads)
@@ -130,9 +129,14 @@ impl TextTower {
     /// pooled row and are not computed (exact; a 12-token caption runs 12 positions instead
     /// of 77). Without the mask every position attends to the padding, and all of them run.
     pub fn positions(&self, ids: &[i32]) -> usize {
+        self.positions_of(&self.pooled(ids))
+    }
+
+    /// `positions` from the pooled positions `best`.
+    fn positions_of(&self, best: &[usize]) -> usize {
         let ctx = self.cfg.context_length;
         if self.cfg.causal() {
-            self.pooled(ids).iter().max().map_or(ctx, |&m| m + 1)
+            best.iter().max().map_or(ctx, |&m| m + 1)
         } else {
             ctx
         }
@@ -151,7 +155,9 @@ impl TextTower {
         }
         let (w, heads) = (self.cfg.width as i32, self.cfg.heads as i32);
         let best = self.pooled(ids);
-        let keep = self.positions(ids);
+        let keep = self.positions_of(&best);
+        // Before MLX allocates: a failed MLX allocation is a crash, this an error.
+        let _room = crate::runtime::reserve(self.activation_bytes(batch, keep), &format!("a batch of {batch} texts"))?;
         let (b, l) = (batch as i32, keep as i32);
         let kept: Vec<i32> = ids.chunks(ctx).flat_map(|row| row[..keep].iter().copied()).collect();
         let ids_arr = Array::from_slice(&kept, &[b * l]);

@@ -106,8 +106,9 @@ impl VisionTower {
     }
 
     /// `forward`, evaluated in pieces (FastViT: the stem and each block, per image in the
-    /// early stages; ViT: each block), calling `checkpoint` after each: the extension's cancellation check, so
-    /// a cancel waits for one piece, not for the batch. Same arithmetic as `forward`.
+    /// early stages; ViT: each block), calling `checkpoint` after each: the extension's
+    /// cancellation check, so a cancel waits for one piece, not for the batch. Same
+    /// arithmetic as `forward`.
     pub fn forward_checked(&self, x: &Array, normalize: bool, checkpoint: &mut dyn FnMut()) -> Result<Array> {
         let s = self.image_size as i32;
         let shape = x.shape();
