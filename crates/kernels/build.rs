@@ -3,8 +3,9 @@
 //!
 //! -ffp-contract=off for the element-wise kernels: they do the same float operations in the
 //! same order as the MLX op chains they replace, so no multiply-add may be fused behind our
-//! back. The convolutions may fuse (their sums are ordered differently from any reference). The loops are
-//! vectorized by GCC and cloned per ISA at run time (kernels.h, MCK_CLONES).
+//! back. The convolutions and GEMMs may fuse (their sums are ordered differently from any
+//! reference). The loops are vectorized by GCC and cloned per ISA at run time (kernels.h,
+//! MCK_CLONES); the register-tiled GEMM and depthwise bodies are compiled once per ISA (tiles.cpp).
 
 use std::env;
 use std::path::PathBuf;
@@ -16,10 +17,11 @@ fn main() {
     let include = env::var("DEP_MLX_INCLUDE").expect("DEP_MLX_INCLUDE (mlx-sys metadata)");
     println!("cargo:rerun-if-changed=cpp");
 
-    // Element-wise kernels: no contraction (bit-equal to the MLX op chains). Convolutions:
-    // multiply-adds may fuse (FMA), as their summation order differs from any reference anyway.
+    // Element-wise kernels: no contraction (bit-equal to the MLX op chains). Convolutions and
+    // GEMMs: multiply-adds may fuse (FMA), as their summation order differs from any reference
+    // anyway.
     build(&manifest, &include, apple, &["pool.cpp", "elementwise.cpp", "primitives.cpp", "external.cpp"], "off", "mobileclip_kernels");
-    build(&manifest, &include, apple, &["conv.cpp"], "fast", "mobileclip_kernels_conv");
+    build(&manifest, &include, apple, &["conv.cpp", "tiles.cpp"], "fast", "mobileclip_kernels_fma");
     if !apple {
         println!("cargo:rustc-link-lib=dylib=stdc++");
     }

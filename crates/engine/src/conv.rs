@@ -3,11 +3,10 @@
 //!
 //! The convolutions themselves run in the kernel layer ([`crate::kernels`]: depthwise k x k
 //! with any stride and channel multiplier, the 3-channel stem conv, both direct loops over
-//! channels); 1x1 convs are GEMMs on [N*H*W, C] ([`row_chunked`] bounds their intermediates).
+//! channels); 1x1 convs are GEMMs on [N*H*W, C] (the kernel layer's fused GEMM, [`crate::nn::Linear`]).
 //! Host-side helpers here convert PyTorch kernel layouts ([out, in/groups, k, k]) to the
 //! layouts the kernels take. The tests check the kernels against direct f64 loops.
 
-use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::Array;
 
 use crate::error::{EngineError, Result};
@@ -26,37 +25,6 @@ fn dims(x: &Array) -> Result<[i32; 4]> {
         &[n, h, w, c] => Ok([n, h, w, c]),
         s => Err(EngineError::InvalidInput(format!("conv: input {s:?} is not NHWC"))),
     }
-}
-
-/// Largest intermediate (elements) that `row_chunked` chunks aim for.
-///
-/// Why chunking at all: on MLX CPU eager a GELU over 0.4M elements cost 3.5 ns/element, over
-/// 6.3M elements 14 ns/element (each of its ~30 ops streams its operands from memory). But
-/// cutting maps into ~64K-element chunks did not speed up the S0 tower here (batch 1 equal,
-/// batch 16 slower; MLX's evaluation order does not finish one chunk's chain before the
-/// next), so the chunks are now only a bound on the size of single intermediates for large
-/// batches (64 MB); what does help, running the high-resolution stages image by image, is in
-/// `fastvit::FastVit::run`.
-pub const CACHE_ELEMS: usize = 1 << 24;
-
-/// Applies `f` to row chunks of 2-D arrays of equal row count and concatenates the results:
-/// a chain of element-wise ops and GEMMs over a chunk then runs in cache. Chunks keep at least
-/// `min_rows` rows so that GEMMs still amortise reading their weights.
-pub fn row_chunked(xs: &[&Array], row_elems: usize, min_rows: usize, f: impl Fn(&[Array]) -> Result<Array>) -> Result<Array> {
-    let rows = xs.first().map_or(0, |x| x.shape()[0]);
-    let chunk = (CACHE_ELEMS / row_elems.max(1)).max(min_rows).max(1) as i32;
-    if rows <= chunk {
-        return f(&xs.iter().map(|&x| x.clone()).collect::<Vec<_>>());
-    }
-    let mut outs = Vec::new();
-    let mut r0 = 0;
-    while r0 < rows {
-        let r1 = (r0 + chunk).min(rows);
-        let part: Vec<Array> = xs.iter().map(|x| x.try_index(r0..r1)).collect::<std::result::Result<_, _>>()?;
-        outs.push(f(&part)?);
-        r0 = r1;
-    }
-    Ok(mlx_rs::ops::concatenate(&outs, 0)?)
 }
 
 /// 1x1 conv (stride 1) as one GEMM over [N*H*W, C]. The towers fuse the GELU after it
@@ -200,19 +168,6 @@ mod tests {
             let d = max_diff(&y, &want);
             assert!(d < 1e-5, "case {i}: max abs diff {d}");
         }
-    }
-
-    #[test]
-    fn row_chunks_cover_every_row_once() {
-        crate::runtime::init(Default::default()).unwrap();
-        let rows = 3 * CACHE_ELEMS / (1 << 16) + 7; // 2^16 elements per row: four chunks, the last short
-        let a = arr(&uniform(rows * 4, 900), &[rows, 4]);
-        let b = arr(&uniform(rows * 4, 901), &[rows, 4]);
-        let got = row_chunked(&[&a, &b], 1 << 16, 1, |p| Ok(p[0].multiply(&p[1])?.add(Array::from_f32(1.0))?)).unwrap();
-        let want = a.multiply(&b).unwrap().add(Array::from_f32(1.0)).unwrap();
-        assert_eq!(got.shape(), want.shape());
-        let d: f32 = got.subtract(&want).unwrap().abs().unwrap().max(None).unwrap().try_item_exact().unwrap();
-        assert_eq!(d, 0.0);
     }
 
     #[test]

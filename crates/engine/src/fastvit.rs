@@ -169,7 +169,7 @@ impl FastVit {
         let stages: Vec<(usize, usize, bool)> =
             self.widths.iter().enumerate().map(|(i, &(w, attn))| ((image_size / 4) >> i, w, attn)).collect();
         let early = self.stages.iter().take_while(|st| st.per_image).count();
-        crate::footprint::fastvit(n, image_size, &stages, early, self.mlp_ratio)
+        crate::footprint::fastvit(n, image_size, &stages, early, self.mlp_ratio, crate::kernels::threads())
     }
 
     /// (modules reparameterized at load, modules that arrived reparameterized).

@@ -41,24 +41,28 @@ pub fn vit(n: usize, image_size: usize, stem_width: usize, tokens: usize, width:
 
 /// A FastViT image tower over `n` images of `image_size`: the stem and the early stages run
 /// one image at a time (their largest piece, once), and every image's output of them is
-/// kept for the later stages, which run on the whole batch (the largest of them, per image).
-/// `stages`: (resolution, width, attention) per stage.
-pub fn fastvit(n: usize, image_size: usize, stages: &[(usize, usize, bool)], early: usize, mlp_ratio: usize) -> usize {
-    let stage = |&(res, w, attn): &(usize, usize, bool)| {
-        let tokens = res * res;
-        // Input, mixer output, MLP hidden (mlp_ratio) and its depthwise conv, residuals.
-        let mut f = tokens * w * (mlp_ratio + 8);
+/// kept for the later stages, which run on the whole batch (the largest of them).
+/// `stages`: (resolution, width, attention) per stage; `threads`: the kernel layer's.
+pub fn fastvit(n: usize, image_size: usize, stages: &[(usize, usize, bool)], early: usize, mlp_ratio: usize, threads: usize) -> usize {
+    // A stage over `images` images at once.
+    let stage = |&(res, w, attn): &(usize, usize, bool), images: usize| {
+        let rows = images.saturating_mul(res * res);
+        // Input, mixer output, the MLP's depthwise conv, output and residuals.
+        let mut f = rows.saturating_mul(6 * w);
+        // The MLP's hidden activations: the kernel's working memory (kernels::mlp_scratch_floats).
+        f = f.saturating_add(crate::kernels::mlp_scratch_floats(rows, w, w * mlp_ratio, threads));
         if attn {
-            f += 2 * (w / crate::fastvit::spec::HEAD_DIM) * tokens * tokens + 4 * tokens * w;
+            let tokens = res * res;
+            f = f.saturating_add(images.saturating_mul(2 * (w / crate::fastvit::spec::HEAD_DIM) * tokens * tokens + 4 * tokens * w));
         }
         f
     };
-    let s2 = image_size / 2;
-    // The stem: the input, then three MobileOne blocks at half resolution.
-    let stem = 3 * image_size * image_size + 3 * s2 * s2 * stages[0].1;
-    let per_image = stages[..early].iter().map(stage).max().unwrap_or(0).max(stem);
+    let (s2, s4) = (image_size / 2, image_size / 4);
+    // The stem: the input, its first (stride 2) and second (stride 2) conv, the 1x1 conv.
+    let stem = 3 * image_size * image_size + s2 * s2 * stages[0].1 + 2 * s4 * s4 * stages[0].1;
+    let per_image = stages[..early].iter().map(|s| stage(s, 1)).max().unwrap_or(0).max(stem);
     // Each image's output of the early stages, and the batch they are joined into.
     let kept = stages[..early].last().map_or(0, |&(res, w, _)| 2 * res * res * w);
-    let late = stages[early..].iter().map(stage).max().unwrap_or(0);
-    with_margin(per_image.saturating_add(n.saturating_mul(kept + late)))
+    let late = stages[early..].iter().map(|s| stage(s, n)).max().unwrap_or(0);
+    with_margin(per_image.saturating_add(n.saturating_mul(kept)).saturating_add(late))
 }

@@ -99,6 +99,25 @@ pub fn conv_small(x: &Array, w: &Array, bias: Option<&Array>, stride: usize, act
     reference::conv_small(x, w, bias, stride, act)
 }
 
+pub use mobileclip_kernels::{mlp_scratch_floats, pack_out_in, packed_shape};
+
+/// `act(x w + bias) + residual` as one fused GEMM; `w` the packed K x N weight ([`pack_out_in`]).
+pub fn linear(x: &Array, w: &Array, n: usize, bias: Option<&Array>, residual: Option<&Array>, act: Act) -> Result<Array> {
+    if on_cpu() {
+        return mobileclip_kernels::linear(x, w, n, bias, residual, act).map_err(kerr);
+    }
+    reference::linear(x, w, n, bias, residual, act)
+}
+
+/// `x + (gelu(y w1 + b1) w2 + b2)` (FastViT's ConvMlp after its conv), hidden kept in cache;
+/// `w1`, `w2` packed.
+pub fn mlp(y: &Array, x: &Array, w1: &Array, b1: &Array, w2: &Array, b2: &Array) -> Result<Array> {
+    if on_cpu() {
+        return mobileclip_kernels::mlp(y, x, w1, b1, w2, b2).map_err(kerr);
+    }
+    reference::mlp(y, x, w1, b1, w2, b2)
+}
+
 /// The plain MLX op chains the kernels replace: used off the CPU and by the tests.
 pub mod reference {
     use super::*;
@@ -128,6 +147,25 @@ pub mod reference {
             Some(r) => Ok(r.add(&t)?),
             None => Ok(t),
         }
+    }
+
+    /// A packed weight [P, K, PANEL] back to [K, N].
+    pub fn unpack(w: &Array, n: usize) -> Result<Array> {
+        let s = w.shape();
+        if s.len() != 3 {
+            return Err(EngineError::InvalidInput(format!("linear: weight {s:?} is not packed [P, K, {}]", mobileclip_kernels::PANEL)));
+        }
+        use mlx_rs::ops::indexing::TryIndexOp;
+        Ok(w.transpose_axes(&[1, 0, 2])?.reshape(&[s[1], s[0] * s[2]])?.try_index((.., ..n as i32))?)
+    }
+
+    pub fn linear(x: &Array, w: &Array, n: usize, bias: Option<&Array>, residual: Option<&Array>, a: Act) -> Result<Array> {
+        epilogue(&x.matmul(&unpack(w, n)?)?, None, bias, residual, a)
+    }
+
+    pub fn mlp(y: &Array, x: &Array, w1: &Array, b1: &Array, w2: &Array, b2: &Array) -> Result<Array> {
+        let h = linear(y, w1, b1.shape()[0] as usize, Some(b1), None, Act::Gelu)?;
+        linear(&h, w2, b2.shape()[0] as usize, Some(b2), Some(x), Act::None)
     }
 
     pub fn attention(q: &Array, k: &Array, v: &Array, causal: bool) -> Result<Array> {

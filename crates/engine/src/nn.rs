@@ -27,25 +27,46 @@ pub fn multi_head_attention(qkv: &Array, heads: i32, causal: bool) -> Result<Arr
     Ok(att.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, w])?)
 }
 
-/// A linear layer stored for `x @ w_t + b`. PyTorch keeps weights as [out, in]; the transposed
-/// view costs nothing in MLX (the GEMM takes the transpose flag), so nothing is copied.
+/// A linear layer `x @ w + b`, in one of two weight layouts:
+/// - from PyTorch's [out, in] as it is: `w` is its transposed view, which costs nothing in
+///   MLX (the BLAS GEMM takes the transpose flag), so the file's tensor is used uncopied;
+/// - packed: `w` is the kernel layer's packed form ([`kernels::pack_out_in`]: made once by the
+///   loader, kept so by the weights cache), which its fused GEMM reads: bias, GELU and residual
+///   are applied before C is stored (FastViT's 1x1 convs, small K and many rows, where that
+///   beats BLAS plus a separate epilogue pass).
 pub struct Linear {
-    w_t: Array,
+    w: Array,
     bias: Option<Array>,
+    /// Output columns of a packed weight (None: a BLAS weight view).
+    packed_n: Option<usize>,
 }
 
 impl Linear {
     pub fn from_torch(weight: Array, bias: Option<Array>) -> Result<Self> {
-        Ok(Linear { w_t: weight.transpose()?, bias })
+        Ok(Linear { w: weight.transpose()?, bias, packed_n: None })
+    }
+
+    /// `w`: the packed form of an [out = n, in] weight.
+    pub fn packed(w: Array, n: usize, bias: Option<Array>) -> Self {
+        Linear { w, bias, packed_n: Some(n) }
+    }
+
+    /// The weight (the [in, out] view, or the packed form) and the bias.
+    pub fn parts(&self) -> (&Array, Option<&Array>) {
+        (&self.w, self.bias.as_ref())
     }
 
     pub fn forward(&self, x: &Array) -> Result<Array> {
         self.forward_with(x, Act::None, None)
     }
 
-    /// `act(x @ w + b) + residual`: the GEMM in BLAS, everything after it in one kernel pass.
+    /// `act(x @ w + b) + residual`: one fused kernel GEMM (packed), or the GEMM in BLAS and
+    /// everything after it in one kernel pass.
     pub fn forward_with(&self, x: &Array, act: Act, residual: Option<&Array>) -> Result<Array> {
-        let y = x.matmul(&self.w_t)?;
+        if let Some(n) = self.packed_n {
+            return kernels::linear(x, &self.w, n, self.bias.as_ref(), residual, act);
+        }
+        let y = x.matmul(&self.w)?;
         if self.bias.is_none() && act == Act::None && residual.is_none() {
             return Ok(y);
         }

@@ -119,10 +119,11 @@ fn damaged_cache_files_are_rebuilt() {
             b[i] ^= 0x40
         }),
         ("metadata edited", &|b: &mut Vec<u8>| {
-            // Still valid JSON: only the layout version's digit changes.
-            let pat = b"\"layout\":\"1\"";
-            let i = b.windows(pat.len()).position(|w| w == pat).expect("layout in header") + pat.len() - 2;
-            b[i] = b'7';
+            // Still valid JSON: only the layout version's (last) digit changes.
+            let pat = b"\"layout\":\"";
+            let i = b.windows(pat.len()).position(|w| w == pat).expect("layout in header") + pat.len();
+            let end = i + b[i..].iter().position(|&c| c == b'"').expect("layout value");
+            b[end - 1] = if b[end - 1] == b'7' { b'8' } else { b'7' };
         }),
     ];
     for (what, damage) in damages {

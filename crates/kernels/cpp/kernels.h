@@ -36,6 +36,30 @@ void depthwise(const float* x, const float* wt, const float* bias, float* out, s
 void conv_small(const float* x, const float* wt, const float* bias, float* out, size_t n, size_t h, size_t w, size_t cin,
                 size_t cout, size_t k, size_t stride, size_t ho, size_t wo, int act);
 
+// Columns per panel of a packed GEMM weight: the [k, n] matrix is stored as ceil(n / kPanel)
+// panels, each [k, kPanel] row-major (columns past n are 0). The loader packs once.
+constexpr size_t kPanel = 32;
+
+// out = act(x w + bias) + residual: x [m, k], w packed [ceil(n / kPanel), k, kPanel], bias [n],
+// residual [m, n] (bias, residual may be null). A register-tiled GEMM with the epilogue fused
+// (tiles.cpp).
+void linear(const float* x, const float* w, const float* bias, const float* residual, float* out, size_t m, size_t k,
+            size_t n, int act);
+
+// out = x + (gelu(y w1 + b1) w2 + b2): FastViT's ConvMlp after its depthwise conv, per block
+// of rows so the hidden activations stay in cache. y, x, out [m, c]; w1 [c, hidden] and w2
+// [hidden, c], packed as for linear; `scratch` holds mlp_scratch_floats(m, c, hidden, threads)
+// floats for the hidden activations (the caller allocates it: MLX's allocator, so MLX's
+// memory accounting and buffer cache see it).
+void mlp(const float* y, const float* x, const float* w1, const float* b1, const float* w2, const float* b2,
+         float* out, size_t m, size_t c, size_t hidden, size_t threads, float* scratch);
+size_t mlp_scratch_floats(size_t m, size_t c, size_t hidden, size_t threads);
+
+// Depthwise k x k, stride 1, multiplier 1 (x, out [n, h, w, c], wt [k, k, c]) with the
+// register-tiled body (tiles.cpp) for k = 3, 5, 7; false (nothing done) for other k.
+bool depthwise_tiled(const float* x, const float* wt, const float* bias, float* out, size_t n, size_t h, size_t w,
+                     size_t c, size_t k, int act);
+
 // Which instruction set the clones resolved to on this CPU: "avx512", "avx2" or "baseline".
 const char* isa();
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <stdexcept>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,7 +26,7 @@ namespace mx = mlx::core;
 namespace mck {
 namespace {
 
-enum class Op { Epilogue, LayerNorm, Softmax, Depthwise, ConvSmall };
+enum class Op { Epilogue, LayerNorm, Softmax, Depthwise, ConvSmall, Linear, Mlp };
 
 // Everything an op needs besides its inputs; which fields count depends on the op.
 struct Params {
@@ -38,6 +39,8 @@ struct Params {
   size_t rows = 0, c = 0, rps = 1, lq = 1;
   // convolutions
   size_t n = 0, h = 0, w = 0, cin = 0, m = 1, cout = 0, k = 0, stride = 1, ho = 0, wo = 0;
+  // linear: rows x k times k x cout; mlp: rows x c, hidden (in `cout`), threads it was sized for
+  size_t threads = 1;
 };
 
 const char* op_name(Op op) {
@@ -52,6 +55,10 @@ const char* op_name(Op op) {
       return "mck_depthwise";
     case Op::ConvSmall:
       return "mck_conv_small";
+    case Op::Linear:
+      return "mck_linear";
+    case Op::Mlp:
+      return "mck_mlp";
   }
   return "mck";
 }
@@ -69,9 +76,22 @@ class Kernel : public mx::UnaryPrimitive {
       in.push_back(a.data<float>());
     }
     enc.set_output_array(out);
+    // Working memory (the MLP's hidden activations) from MLX's allocator, given back when the
+    // task has run: counted in MLX's peak, reused through its buffer cache.
+    Params p = p_;
+    mx::allocator::Buffer scratch{nullptr};
+    if (p.op == Op::Mlp) {
+      p.threads = static_cast<size_t>(threads());
+      scratch = mx::allocator::malloc(mlp_scratch_floats(p.rows, p.c, p.cout, p.threads) * sizeof(float));
+      // (the engine reserved the room before the batch: runtime::reserve)
+      if (!scratch.ptr()) throw std::runtime_error("mobileclip kernels: out of memory for the MLP's activations");
+    }
     // Raw pointers, as MLX's own CPU ops capture them: the graph keeps the buffers alive
     // until the stream has run the task.
-    enc.dispatch([p = p_, in = std::move(in), o = out.data<float>()]() { run(p, in, o); });
+    enc.dispatch([p, in = std::move(in), o = out.data<float>(), scratch]() mutable {
+      run(p, in, o, scratch.ptr() ? static_cast<float*>(scratch.raw_ptr()) : nullptr);
+      if (scratch.ptr()) mx::allocator::free(scratch);
+    });
   }
 
   void eval_gpu(const std::vector<mx::array>&, mx::array&) override {
@@ -81,7 +101,7 @@ class Kernel : public mx::UnaryPrimitive {
   const char* name() const override { return op_name(p_.op); }
 
  private:
-  static void run(const Params& p, const std::vector<const float*>& in, float* o) {
+  static void run(const Params& p, const std::vector<const float*>& in, float* o, float* scratch) {
     switch (p.op) {
       case Op::Epilogue: {
         size_t i = 1;
@@ -104,6 +124,16 @@ class Kernel : public mx::UnaryPrimitive {
       case Op::ConvSmall:
         conv_small(in[0], in[1], p.has_bias ? in[2] : nullptr, o, p.n, p.h, p.w, p.cin, p.cout, p.k, p.stride, p.ho,
                    p.wo, p.act);
+        break;
+      case Op::Linear: {
+        size_t i = 2;
+        const float* b = p.has_bias ? in[i++] : nullptr;
+        const float* r = p.has_residual ? in[i++] : nullptr;
+        linear(in[0], in[1], b, r, o, p.rows, p.k, p.cout, p.act);
+        break;
+      }
+      case Op::Mlp:
+        mlp(in[0], in[1], in[2], in[3], in[4], in[5], o, p.rows, p.c, p.cout, p.threads, scratch);
         break;
     }
   }
@@ -160,6 +190,13 @@ int guarded(mlx_array* res, char* err, size_t errlen, F&& f) {
 }
 
 size_t dim(const mx::array& a, int i) { return static_cast<size_t>(a.shape(i)); }
+
+// A packed GEMM weight (kernels.h, kPanel) of k rows and n columns: [ceil(n / kPanel), k, kPanel].
+void need_packed(const mx::array& w, size_t k, size_t n, const std::string& what) {
+  need(w.ndim() == 3 && dim(w, 0) == (n + kPanel - 1) / kPanel && dim(w, 1) == k && dim(w, 2) == kPanel,
+       what + " " + shape_str(w) + " is not a packed [" + std::to_string(k) + " x " + std::to_string(n) +
+           "] weight ([ceil(N / " + std::to_string(kPanel) + "), K, " + std::to_string(kPanel) + "])");
+}
 
 }  // namespace
 }  // namespace mck
@@ -296,6 +333,65 @@ int mck_conv_small(mlx_array* res, mlx_array x, mlx_array w, mlx_array bias, int
   });
 }
 
+// out = act(x w + bias) + residual: x [..., K], w packed (K x N), bias [N] or absent, residual
+// [..., N] (x's leading dims) or absent.
+int mck_linear(mlx_array* res, mlx_array x, mlx_array w, int n, mlx_array bias, mlx_array residual, int act,
+               char* err, size_t errlen) {
+  return guarded(res, err, errlen, [&] {
+    mx::array xv = prep(mlx_array_get_(x), "linear input");
+    mx::array wv = prep(mlx_array_get_(w), "linear weight");
+    need(xv.ndim() >= 1 && xv.size() > 0, "linear: empty input " + shape_str(xv));
+    need(n > 0, "linear: no output columns");
+    need(act == kNone || act == kGelu, "linear: unknown activation");
+    Params p{Op::Linear};
+    p.k = dim(xv, -1), p.cout = static_cast<size_t>(n), p.rows = xv.size() / p.k, p.act = act;
+    need_packed(wv, p.k, p.cout, "linear: weight");
+    mx::Shape shape = xv.shape();
+    shape.back() = n;
+    std::vector<mx::array> in{xv, wv};
+    if (present(bias)) {
+      mx::array bv = prep(mlx_array_get_(bias), "linear bias");
+      need(bv.ndim() == 1 && dim(bv, 0) == p.cout, "linear: bias " + shape_str(bv) + " does not fit N = " + std::to_string(n));
+      p.has_bias = true;
+      in.push_back(bv);
+    }
+    if (present(residual)) {
+      mx::array rv = prep(mlx_array_get_(residual), "linear residual");
+      need(rv.shape() == shape, "linear: residual " + shape_str(rv) + " is not the output's shape");
+      p.has_residual = true;
+      in.push_back(rv);
+    }
+    return build(std::move(shape), p, std::move(in));
+  });
+}
+
+// out = x + (gelu(y w1 + b1) w2 + b2): y, x [..., C], w1 packed (C x H), b1 [H], w2 packed
+// (H x C), b2 [C].
+int mck_mlp(mlx_array* res, mlx_array y, mlx_array x, mlx_array w1, mlx_array b1, mlx_array w2, mlx_array b2,
+            char* err, size_t errlen) {
+  return guarded(res, err, errlen, [&] {
+    mx::array yv = prep(mlx_array_get_(y), "mlp input");
+    mx::array xv = prep(mlx_array_get_(x), "mlp residual");
+    mx::array w1v = prep(mlx_array_get_(w1), "mlp fc1 weight");
+    mx::array b1v = prep(mlx_array_get_(b1), "mlp fc1 bias");
+    mx::array w2v = prep(mlx_array_get_(w2), "mlp fc2 weight");
+    mx::array b2v = prep(mlx_array_get_(b2), "mlp fc2 bias");
+    need(yv.ndim() >= 1 && yv.size() > 0 && xv.shape() == yv.shape(),
+         "mlp: input " + shape_str(yv) + " and residual " + shape_str(xv) + " differ or are empty");
+    Params p{Op::Mlp};
+    p.c = dim(yv, -1), p.rows = yv.size() / p.c;
+    need(b1v.ndim() == 1 && b1v.size() > 0, "mlp: fc1 bias " + shape_str(b1v) + " is not [H]");
+    p.cout = dim(b1v, 0);
+    need(b2v.ndim() == 1 && dim(b2v, 0) == p.c, "mlp: fc2 bias " + shape_str(b2v) + " is not [C]");
+    need_packed(w1v, p.c, p.cout, "mlp: fc1 weight");
+    need_packed(w2v, p.cout, p.c, "mlp: fc2 weight");
+    return build(yv.shape(), p, {yv, xv, w1v, b1v, w2v, b2v});
+  });
+}
+
+size_t mck_mlp_scratch_floats(size_t m, size_t c, size_t hidden, size_t threads) {
+  return mck::mlp_scratch_floats(m, c, hidden, threads);
+}
 void mck_set_threads(int n) { mck::set_threads(n); }
 int mck_threads(void) { return mck::threads(); }
 const char* mck_isa(void) { return mck::isa(); }

@@ -70,6 +70,28 @@ extern "C" {
         err: *mut c_char,
         errlen: usize,
     ) -> c_int;
+    fn mck_linear(
+        res: *mut mlx_array,
+        x: mlx_array,
+        w: mlx_array,
+        n: c_int,
+        bias: mlx_array,
+        residual: mlx_array,
+        act: c_int,
+        err: *mut c_char,
+        errlen: usize,
+    ) -> c_int;
+    fn mck_mlp(
+        res: *mut mlx_array,
+        y: mlx_array,
+        x: mlx_array,
+        w1: mlx_array,
+        b1: mlx_array,
+        w2: mlx_array,
+        b2: mlx_array,
+        err: *mut c_char,
+        errlen: usize,
+    ) -> c_int;
     fn mck_external_f32(
         res: *mut mlx_array,
         data: *const f32,
@@ -80,6 +102,7 @@ extern "C" {
         err: *mut c_char,
         errlen: usize,
     ) -> c_int;
+    fn mck_mlp_scratch_floats(m: usize, c: usize, hidden: usize, threads: usize) -> usize;
     fn mck_set_threads(n: c_int);
     fn mck_threads() -> c_int;
     fn mck_isa() -> *const c_char;
@@ -147,6 +170,52 @@ pub fn conv_small(x: &Array, w: &Array, bias: Option<&Array>, stride: usize, act
     let stride = c_int::try_from(stride).map_err(|_| KernelError(format!("conv: stride {stride} too large")))?;
     // SAFETY: as in `epilogue`.
     call(|r, e, n| unsafe { mck_conv_small(r, x.as_ptr(), w.as_ptr(), opt(bias), stride, act as c_int, e, n) })
+}
+
+/// Columns per panel of a packed GEMM weight (cpp/kernels.h, `kPanel`).
+pub const PANEL: usize = 32;
+
+/// The packed form the GEMM kernels read, of a PyTorch linear weight `w` [n, k] (row-major
+/// [out, in]): ceil(n / PANEL) panels, each [k, PANEL] row-major (w transposed, 32 output
+/// columns at a time; columns past n are 0). Its array shape is [`packed_shape`].
+pub fn pack_out_in(w: &[f32], n: usize, k: usize) -> Vec<f32> {
+    let panels = n.div_ceil(PANEL);
+    let mut p = vec![0f32; panels * k * PANEL];
+    for (o, row) in w.chunks_exact(k).enumerate().take(n) {
+        let base = (o / PANEL) * k * PANEL + o % PANEL;
+        for (i, &v) in row.iter().enumerate() {
+            p[base + i * PANEL] = v;
+        }
+    }
+    p
+}
+
+/// Shape of the packed form of a [k, n] GEMM weight: [ceil(n / PANEL), k, PANEL].
+pub fn packed_shape(k: usize, n: usize) -> [usize; 3] {
+    [n.div_ceil(PANEL), k, PANEL]
+}
+
+/// `act(x w + bias) + residual` as one register-tiled GEMM (no separate epilogue pass):
+/// `x` [.., K], `w` the packed K x N weight ([`pack_out_in`]), `bias` [N], `residual` [.., N].
+pub fn linear(x: &Array, w: &Array, n: usize, bias: Option<&Array>, residual: Option<&Array>, act: Act) -> Result<Array> {
+    let n = c_int::try_from(n).map_err(|_| KernelError(format!("linear: {n} columns")))?;
+    // SAFETY: as in `epilogue`.
+    call(|r, e, len| unsafe { mck_linear(r, x.as_ptr(), w.as_ptr(), n, opt(bias), opt(residual), act as c_int, e, len) })
+}
+
+/// `x + (gelu(y w1 + b1) w2 + b2)` per block of rows, the hidden activations kept in cache
+/// (FastViT's ConvMlp after its depthwise conv): `y`, `x` [.., C], `w1` packed C x H, `b1` [H],
+/// `w2` packed H x C, `b2` [C].
+pub fn mlp(y: &Array, x: &Array, w1: &Array, b1: &Array, w2: &Array, b2: &Array) -> Result<Array> {
+    // SAFETY: as in `epilogue`.
+    call(|r, e, n| unsafe { mck_mlp(r, y.as_ptr(), x.as_ptr(), w1.as_ptr(), b1.as_ptr(), w2.as_ptr(), b2.as_ptr(), e, n) })
+}
+
+/// Floats of working memory [`mlp`] takes from MLX's allocator for `m` rows of width `c`,
+/// `hidden` wide inside, on `threads` threads (for memory bounds).
+pub fn mlp_scratch_floats(m: usize, c: usize, hidden: usize, threads: usize) -> usize {
+    // SAFETY: plain value call.
+    unsafe { mck_mlp_scratch_floats(m, c, hidden, threads) }
 }
 
 /// Whatever keeps the memory behind an external array alive (the weights cache's mapping).

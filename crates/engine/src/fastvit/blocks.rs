@@ -94,10 +94,7 @@ pub fn pointwise(p: &Params, plan: &Plan, m: &Module) -> Result<Linear> {
     }
     let kern = Memo::new();
     let kern = || kern.get_or_try_init(|| plan.kernel(p.src(), m));
-    Linear::from_torch(
-        p.one(&[out, cin], || Ok(arr(&kern()?.w_f32(), &[out, cin])))?,
-        Some(p.one(&[out], || Ok(arr(&kern()?.b_f32(), &[out])))?),
-    )
+    Ok(Linear::packed(packed_weight(p, out, cin, || Ok(kern()?.w_f32()))?, out, Some(p.one(&[out], || Ok(arr(&kern()?.b_f32(), &[out])))?)))
 }
 
 /// Dense k x k conv (stem.0, 3 input channels) as a direct conv kernel.
@@ -158,8 +155,8 @@ impl Se {
     }
 }
 
-/// Reads `key` (shape [rows, cols, 1, 1] or [rows, cols]) and returns it as f64 rows with its
-/// bias, each row o scaled by `gamma[o]` when given.
+/// Reads `key` (shape [rows, cols, 1, 1] or [rows, cols]) and its bias, each row o scaled by
+/// `gamma[o]` (in f64) when given, as a fused-GEMM layer (weight stored [cols, rows]).
 fn scaled_linear(plan: &Plan, p: &Params, wkey: &str, bkey: &str, gamma_key: Option<&str>) -> Result<Linear> {
     let s = plan.shape(wkey)?.to_vec();
     let (rows, cols) = (s[0], s[1]);
@@ -180,10 +177,17 @@ fn scaled_linear(plan: &Plan, p: &Params, wkey: &str, bkey: &str, gamma_key: Opt
             Ok((wv, bv))
         })
     };
-    Linear::from_torch(
-        p.one(&[rows, cols], || Ok(arr(&scaled()?.0, &[rows, cols])))?,
+    Ok(Linear::packed(
+        packed_weight(p, rows, cols, || Ok(scaled()?.0.clone()))?,
+        rows,
         Some(p.one(&[rows], || Ok(arr(&scaled()?.1, &[rows])))?),
-    )
+    ))
+}
+
+/// The kernel GEMM's packed form of a PyTorch [out, in] weight (made by `w`).
+fn packed_weight(p: &Params, out: usize, cin: usize, w: impl FnOnce() -> Result<Vec<f32>>) -> Result<Array> {
+    let shape = kernels::packed_shape(cin, out);
+    p.one(&shape, || Ok(arr(&kernels::pack_out_in(&w()?, out, cin), &shape)))
 }
 
 /// ConvMlp with its BN folded into the 7x7 conv and the block's layer scale into fc2.
@@ -191,7 +195,6 @@ pub struct Mlp {
     conv: Dw,
     fc1: Linear,
     fc2: Linear,
-    hidden: usize,
 }
 
 impl Mlp {
@@ -203,27 +206,22 @@ impl Mlp {
         let conv = Dw::load(p, (s[0], s[1], s[2]), dim, 1, || {
             ConvKernel::conv_bn(&plan.vec(w, &ck)?, &plan.bn(w, &format!("{b}.mlp.conv.bn"))?, 1, s[2])
         })?;
-        let hidden = plan.shape(&format!("{b}.mlp.fc1.weight"))?[0];
         Ok(Mlp {
-            hidden,
             conv,
             fc1: scaled_linear(plan, p, &format!("{b}.mlp.fc1.weight"), &format!("{b}.mlp.fc1.bias"), None)?,
             fc2: scaled_linear(plan, p, &format!("{b}.mlp.fc2.weight"), &format!("{b}.mlp.fc2.bias"), Some(gamma_key))?,
         })
     }
 
-    /// x + gamma * ConvMlp(x); the per-pixel part (fc1, GELU, fc2, residual) in row chunks.
+    /// x + gamma * ConvMlp(x); the per-pixel part (fc1, GELU, fc2, residual) is one kernel
+    /// that keeps the hidden activations in cache, block of rows by block of rows.
     pub fn residual(&self, x: &Array) -> Result<Array> {
         let y = self.conv.forward(x)?;
-        let s = x.shape().to_vec();
-        let rows = s[0] * s[1] * s[2];
-        let (x2, y2) = (x.reshape(&[rows, s[3]])?, y.reshape(&[rows, s[3]])?);
-        let hidden = self.hidden;
-        let out = conv::row_chunked(&[&x2, &y2], hidden, 512, |p| {
-            let h = self.fc1.forward_with(&p[1], Act::Gelu, None)?;
-            self.fc2.forward_with(&h, Act::None, Some(&p[0]))
-        })?;
-        Ok(out.reshape(&s)?)
+        let (w1, b1) = self.fc1.parts();
+        let (w2, b2) = self.fc2.parts();
+        let (b1, b2) =
+            (b1.ok_or_else(|| bad("ConvMlp fc1 without bias".into()))?, b2.ok_or_else(|| bad("ConvMlp fc2 without bias".into()))?);
+        kernels::mlp(&y, x, w1, b1, w2, b2)
     }
 }
 
@@ -376,11 +374,10 @@ impl Head {
     }
 }
 
-/// gelu(pw(y)) over pixels (y already activated by the conv kernel before it), in row chunks.
+/// gelu(pw(y)) over pixels (y already activated by the conv kernel before it): one fused GEMM.
 fn pointwise_gelu(y: &Array, pw: &Linear) -> Result<Array> {
     let s = y.shape().to_vec();
-    let y2 = y.reshape(&[s[0] * s[1] * s[2], s[3]])?;
-    let out = conv::row_chunked(&[&y2], 2 * s[3] as usize, 256, |p| pw.forward_with(&p[0], Act::Gelu, None))?;
+    let out = pw.forward_with(&y.reshape(&[s[0] * s[1] * s[2], s[3]])?, Act::Gelu, None)?;
     let o = out.shape()[1];
     Ok(out.reshape(&[s[0], s[1], s[2], o])?)
 }

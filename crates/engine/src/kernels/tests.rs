@@ -132,6 +132,12 @@ fn depthwise_matches_mlx_grouped_conv() {
     for (i, &(h, w, c, k, s, m)) in [
         (64, 64, 64, 7, 1, 1),
         (64, 64, 64, 3, 1, 1),
+        // stride 1: register tiles in the middle of a row, single pixels at its edges and
+        // after the last whole tile, channels past the last whole vector
+        (20, 40, 24, 7, 1, 1),
+        (12, 30, 33, 5, 1, 1),
+        (7, 50, 16, 3, 1, 1),
+        (3, 4, 16, 7, 1, 1),
         (32, 32, 128, 7, 2, 2),
         (16, 16, 256, 3, 1, 2),
         (9, 8, 5, 3, 1, 1),
@@ -185,6 +191,105 @@ fn conv_small_matches_mlx_conv() {
     }
 }
 
+/// GEMM tolerance: relative to max(1, |reference|), a few float32 roundings per term of K.
+fn gemm_tol(k: i32) -> f32 {
+    4e-7 * (k as f32).sqrt().max(4.0)
+}
+
+/// A PyTorch-layout weight [n, k] (scaled by 1 / sqrt(k)) and its packed form.
+fn weight(n: i32, k: i32, seed: u64) -> (Array, Array) {
+    let v: Vec<f32> = uniform((n * k) as usize, seed).iter().map(|x| x / (k as f32).sqrt()).collect();
+    let shape: Vec<i32> = packed_shape(k as usize, n as usize).iter().map(|&d| d as i32).collect();
+    (arr(&v, &[n, k]), arr(&pack_out_in(&v, n as usize, k as usize), &shape))
+}
+
+/// The plain chain for `act(x w^T + bias) + residual` with w in PyTorch's layout.
+fn plain_linear(x: &Array, w_out_in: &Array, b: Option<&Array>, r: Option<&Array>, act: Act) -> Array {
+    reference::epilogue(&x.matmul(w_out_in.transpose().unwrap()).unwrap(), None, b, r, act).unwrap()
+}
+
+#[test]
+fn linear_matches_mlx_matmul_and_epilogue() {
+    init();
+    // (rows, K, N): FastViT's 1x1 convs, K blocks (> 256), and tails in every direction
+    // (rows not a multiple of the tile height, N not a multiple of the vector width or panel).
+    for (i, &(rows, k, n)) in
+        [(1, 1, 1), (7, 33, 17), (13, 64, 192), (300, 256, 48), (25, 300, 40), (50, 1536, 512), (1232, 512, 2048), (5, 3, 100)]
+            .iter()
+            .enumerate()
+    {
+        let seed = 900 + 10 * i as u64;
+        let x = rand(&[rows, k], seed, 2.0);
+        let (w, wp) = weight(n, k, seed + 1);
+        let b = rand(&[n], seed + 2, 1.0);
+        let r = rand(&[rows, n], seed + 3, 1.0);
+        for act in [Act::None, Act::Gelu] {
+            for (use_b, use_r) in [(false, false), (true, false), (true, true), (false, true)] {
+                let (bo, ro) = (use_b.then_some(&b), use_r.then_some(&r));
+                let got = mobileclip_kernels::linear(&x, &wp, n as usize, bo, ro, act).unwrap();
+                let want = plain_linear(&x, &w, bo, ro, act);
+                let d = max_rel_diff(&got, &want);
+                assert!(d < gemm_tol(k), "case {i} ({rows}x{k}x{n}) {act:?} bias {use_b} residual {use_r}: {d}");
+                // the off-CPU path reads the same packed weight
+                let plain = reference::linear(&x, &wp, n as usize, bo, ro, act).unwrap();
+                assert!(max_rel_diff(&plain, &want) < gemm_tol(k), "case {i}: reference::linear");
+            }
+        }
+    }
+    // Leading axes are kept: [B, L, K] -> [B, L, N].
+    let x = rand(&[2, 5, 8], 1, 1.0);
+    let (_, wp) = weight(3, 8, 2);
+    assert_eq!(mobileclip_kernels::linear(&x, &wp, 3, None, None, Act::None).unwrap().shape(), &[2, 5, 3]);
+}
+
+#[test]
+fn mlp_matches_mlx_ops() {
+    init();
+    // (rows, C, hidden): FastViT stages (mlp ratio 3 and 4) and odd sizes.
+    for (i, &(rows, c, h)) in [(4096, 64, 192), (1024, 128, 384), (64, 512, 1536), (37, 96, 384), (9, 5, 11)].iter().enumerate() {
+        let seed = 1100 + 10 * i as u64;
+        let y = rand(&[rows, c], seed, 2.0);
+        let x = rand(&[rows, c], seed + 1, 1.0);
+        let ((w1, w1p), b1) = (weight(h, c, seed + 2), rand(&[h], seed + 3, 1.0));
+        let ((w2, w2p), b2) = (weight(c, h, seed + 4), rand(&[c], seed + 5, 1.0));
+        let got = mobileclip_kernels::mlp(&y, &x, &w1p, &b1, &w2p, &b2).unwrap();
+        let hid = plain_linear(&y, &w1, Some(&b1), None, Act::Gelu);
+        let want = plain_linear(&hid, &w2, Some(&b2), Some(&x), Act::None);
+        let d = max_rel_diff(&got, &want);
+        assert!(d < gemm_tol(h), "case {i} ({rows}x{c}x{h}): {d}");
+        let plain = reference::mlp(&y, &x, &w1p, &b1, &w2p, &b2).unwrap();
+        assert!(max_rel_diff(&plain, &want) < gemm_tol(h), "case {i}: reference::mlp");
+    }
+}
+
+#[test]
+fn gemms_propagate_nan_and_inf_as_mlx() {
+    init();
+    let (rows, k, n) = (30, 20, 40);
+    let mut xv = uniform((rows * k) as usize, 3);
+    xv[5] = f32::NAN; // row 0
+    xv[3 * k as usize + 7] = f32::INFINITY; // row 3
+    xv[17 * k as usize] = f32::NEG_INFINITY; // row 17
+    let x = arr(&xv, &[rows, k]);
+    let (w, wp) = weight(n, k, 4);
+    let b = rand(&[n], 5, 1.0);
+    for act in [Act::None, Act::Gelu] {
+        let got = mobileclip_kernels::linear(&x, &wp, n as usize, Some(&b), None, act).unwrap();
+        let want = plain_linear(&x, &w, Some(&b), None, act);
+        assert!(max_rel_diff(&got, &want) < gemm_tol(k), "{act:?}");
+        let g = vals(&got);
+        assert!(g[..n as usize].iter().all(|v| v.is_nan()));
+        assert!(g[3 * n as usize..4 * n as usize].iter().all(|v| v.is_infinite() || v.is_nan()));
+    }
+    let xr = rand(&[rows, k], 6, 1.0);
+    let ((w1, w1p), b1) = (weight(2 * k, k, 7), rand(&[2 * k], 8, 1.0));
+    let ((w2, w2p), b2) = (weight(k, 2 * k, 9), rand(&[k], 10, 1.0));
+    let got = mobileclip_kernels::mlp(&x, &xr, &w1p, &b1, &w2p, &b2).unwrap();
+    let hid = plain_linear(&x, &w1, Some(&b1), None, Act::Gelu);
+    let want = plain_linear(&hid, &w2, Some(&b2), Some(&xr), Act::None);
+    assert!(max_rel_diff(&got, &want) < gemm_tol(2 * k));
+}
+
 #[test]
 fn bad_arguments_are_errors_not_aborts() {
     init();
@@ -196,6 +301,20 @@ fn bad_arguments_are_errors_not_aborts() {
     assert!(mobileclip_kernels::epilogue(&x, None, Some(&rand(&[4], 3, 1.0)), None, Act::None).is_err());
     assert!(mobileclip_kernels::epilogue(&x, None, None, Some(&rand(&[2, 4, 4, 4], 3, 1.0)), Act::None).is_err());
     assert!(mobileclip_kernels::layer_norm(&x, &rand(&[4], 3, 1.0), &rand(&[3], 3, 1.0), 1e-5).is_err());
+    let m = rand(&[6, 4], 1, 1.0);
+    let (_, w45) = weight(5, 4, 2);
+    assert!(mobileclip_kernels::linear(&m, &weight(5, 3, 2).1, 5, None, None, Act::None).is_err());
+    assert!(mobileclip_kernels::linear(&m, &w45, 40, None, None, Act::None).is_err());
+    assert!(mobileclip_kernels::linear(&m, &w45, 0, None, None, Act::None).is_err());
+    assert!(mobileclip_kernels::linear(&m, &rand(&[4, 5], 2, 1.0), 5, None, None, Act::None).is_err());
+    assert!(mobileclip_kernels::linear(&m, &w45, 5, Some(&rand(&[4], 3, 1.0)), None, Act::None).is_err());
+    assert!(mobileclip_kernels::linear(&m, &w45, 5, None, Some(&m), Act::None).is_err());
+    let (w1, b1, w2, b2) = (weight(8, 4, 2).1, rand(&[8], 3, 1.0), weight(4, 8, 4).1, rand(&[4], 5, 1.0));
+    assert!(mobileclip_kernels::mlp(&m, &m, &w1, &b1, &w2, &b2).is_ok());
+    assert!(mobileclip_kernels::mlp(&m, &rand(&[5, 4], 1, 1.0), &w1, &b1, &w2, &b2).is_err());
+    assert!(mobileclip_kernels::mlp(&m, &m, &w2, &b1, &w2, &b2).is_err());
+    assert!(mobileclip_kernels::mlp(&m, &m, &w1, &b2, &w2, &b2).is_err());
+    assert!(mobileclip_kernels::mlp(&m, &m, &w1, &b1, &w1, &b2).is_err());
     let ints = Array::from_slice(&[1i32, 2, 3], &[1, 3]);
     let e = mobileclip_kernels::softmax(&ints, 1.0, false).unwrap_err();
     assert!(e.0.contains("float32"), "{e}");

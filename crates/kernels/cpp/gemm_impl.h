@@ -1,0 +1,146 @@
+// The body of the fused GEMMs (tiles.cpp includes it once per instruction set, inside a
+// namespace that defines `V`, a GCC/Clang vector of floats, and `MR`, the rows of a register
+// tile). No include guard: it is meant to be included several times.
+//
+// Layout (the MLAS / GotoBLAS register tile): a tile of MR rows x NV vectors of C stays in
+// registers over a block of K; every step broadcasts one element of each of the MR rows of A
+// (read in place) and multiplies it with NV vectors of one row of B. B comes packed by the
+// loader (kernels.h, kPanel): panels of 32 columns, each K x 32 contiguous, so a panel's KC
+// rows are one sequential 32 KB stretch that stays in L1 for every tile of a row block (a
+// row-major [K, N] with N a multiple of 256 maps all its rows to a few L1 sets and misses).
+// Bias is the accumulator's start; GELU and the residual are applied to the registers before
+// the only store, so C is written once and never read back (no memset, no epilogue pass).
+
+#define MCK_ALWAYS inline __attribute__((always_inline))
+
+constexpr int W = static_cast<int>(sizeof(V) / sizeof(float));
+constexpr size_t KC = 256;  // K block: KC rows of a B panel (32 KB) fit L1
+static_assert(kPanel % (2 * W) == 0, "a panel holds whole tiles");
+
+MCK_ALWAYS V loadv(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+MCK_ALWAYS void storev(float* p, V v) { std::memcpy(p, &v, sizeof v); }
+// Every lane x (not V{} + x: adding 0.0 is not an identity for -0.0, so it would stay a
+// scalar add before each broadcast).
+MCK_ALWAYS V splat(float x) {
+  return [&]<size_t... I>(std::index_sequence<I...>) { return V{((void)I, x)...}; }(std::make_index_sequence<W>{});
+}
+
+// clip_nan and gelu1 of math.h, lane by lane: the same operations in the same order. (The
+// division stays: a reciprocal estimate plus a Newton step measured slower here.)
+MCK_ALWAYS V clip_v(V x, float lo, float hi) {
+  V a = x < lo ? splat(lo) : x;
+  return a > hi ? splat(hi) : a;
+}
+MCK_ALWAYS V gelu_v(V x, const GeluCoeffs& g) {
+  V u = clip_v(x, -g.lim, g.lim);
+  V z = u * u;
+  V num = z * g.p[0] + g.p[1];
+  num = num * z + g.p[2];
+  num = num * z + g.p[3];
+  num = num * z + g.p[4];
+  num = num * z + g.p[5];
+  num = num * z + g.p[6];
+  V den = z + g.q[1];
+  den = den * z + g.q[2];
+  den = den * z + g.q[3];
+  den = den * z + g.q[4];
+  V phi = (u * num) / den + 0.5f;
+  return x * phi;
+}
+
+
+// One MR' x NV-vector tile of C at (row i, column j) over K rows [k0, k0 + kc): starts from
+// the bias (first block) or the partial sums in C; the last block applies act and residual.
+template <int R, int NV>
+MCK_ALWAYS void tile(const GemmArgs& q, size_t i, size_t j, size_t k0, size_t kc, const GeluCoeffs& g) {
+  const bool first = k0 == 0, last = k0 + kc == q.k;
+  V acc[R][NV];
+  float* c = q.c + i * q.ldc + j;
+#pragma GCC unroll 16
+  for (int v = 0; v < NV; ++v) {
+    V init = first ? (q.bias ? loadv(q.bias + j + v * W) : V{}) : V{};
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) acc[r][v] = first ? init : loadv(c + r * q.ldc + v * W);
+  }
+  const float* a = q.a + i * q.lda + k0;
+  const float* b = q.b + (j / kPanel) * q.k * kPanel + k0 * kPanel + j % kPanel;
+  for (size_t p = 0; p < kc; ++p) {
+    V bv[NV];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) bv[v] = loadv(b + p * kPanel + v * W);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      V av = splat(a[r * q.lda + p]);
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) {
+      V y = acc[r][v];
+      if (last) {
+        if (q.act == kGelu) y = gelu_v(y, g);
+        if (q.r) y += loadv(q.r + (i + r) * q.ldr + j + v * W);
+      }
+      storev(c + r * q.ldc + v * W, y);
+    }
+  }
+}
+
+// Tiles of fewer than MR rows (the end of a row block), R counting down to 1.
+template <int R, int NV>
+MCK_ALWAYS void tail(int rows, const GemmArgs& q, size_t i, size_t j, size_t k0, size_t kc, const GeluCoeffs& g) {
+  if constexpr (R > 0) {
+    if (rows == R)
+      tile<R, NV>(q, i, j, k0, kc, g);
+    else
+      tail<R - 1, NV>(rows, q, i, j, k0, kc, g);
+  }
+}
+
+template <int NV>
+__attribute__((noinline)) void panel(const GemmArgs& q, size_t i0, size_t i1, size_t j, size_t k0, size_t kc,
+                                     const GeluCoeffs& g) {
+  size_t i = i0;
+  for (; i + MR <= i1; i += MR) tile<MR, NV>(q, i, j, k0, kc, g);
+  if (i < i1) tail<MR - 1, NV>(static_cast<int>(i1 - i), q, i, j, k0, kc, g);
+}
+
+// Columns left over after the whole vectors (N not a multiple of W), one at a time.
+void columns(const GemmArgs& q, size_t i0, size_t i1, size_t j0, size_t j1, size_t k0, size_t kc,
+             const GeluCoeffs& g) {
+  const bool first = k0 == 0, last = k0 + kc == q.k;
+  for (size_t i = i0; i < i1; ++i)
+    for (size_t j = j0; j < j1; ++j) {
+      float* c = q.c + i * q.ldc + j;
+      float s = first ? (q.bias ? q.bias[j] : 0.0f) : *c;
+      const float* b = q.b + (j / kPanel) * q.k * kPanel + j % kPanel;
+      for (size_t p = k0; p < k0 + kc; ++p) s += q.a[i * q.lda + p] * b[p * kPanel];
+      if (last) {
+        if (q.act == kGelu) s = gelu1(s, g);
+        if (q.r) s += q.r[i * q.ldr + j];
+      }
+      *c = s;
+    }
+}
+
+// Rows [i0, i1) x columns [j0, j1) of C (j0 a multiple of kPanel): K blocks outermost (C
+// holds the partial sums between them), then B panels, then the row tiles sharing a panel.
+void rows(const GemmArgs& q, size_t i0, size_t i1, size_t j0, size_t j1) {
+  const GeluCoeffs g = kGeluCoeffs;
+  for (size_t k0 = 0; k0 < q.k; k0 += KC) {
+    const size_t kc = q.k - k0 < KC ? q.k - k0 : KC;
+    size_t j = j0;
+    for (; j + 2 * W <= j1; j += 2 * W) panel<2>(q, i0, i1, j, k0, kc, g);
+    for (; j + W <= j1; j += W) panel<1>(q, i0, i1, j, k0, kc, g);
+    if (j < j1) columns(q, i0, i1, j, j1, k0, kc, g);
+  }
+}
+
+#undef MCK_ALWAYS

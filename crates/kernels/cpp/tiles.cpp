@@ -1,0 +1,217 @@
+// Register-tiled kernels, compiled once per instruction set:
+// - GEMMs with the epilogue fused, for the 1x1 convolutions of FastViT (small K = 64-1536,
+//   many rows): C = act(A B + bias) + residual, and the whole ConvMlp (fc1, GELU, fc2,
+//   residual) per block of rows, so its hidden activations never leave the cache
+//   (gemm_impl.h);
+// - the stride-1 depthwise convolutions (depthwise_impl.h).
+//
+// Why not BLAS: through MLX's matmul, OpenBLAS first zeroes C (beta = 0), packs A and B on
+// every call, and the bias / GELU / residual then take another pass over C (profile in
+// BENCHMARKS.md: sgemm + packing 45%, epilogue 10%, memset 5% of S0's image tower).
+//
+// The bodies are compiled here once per instruction set (AVX-512, AVX2 + FMA, and a portable
+// 128-bit one) with GCC vector types and chosen at run time, like MLAS's kernels.
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "kernels.h"
+#include "math.h"
+#include "pool.h"
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MCK_X86_VARIANTS 1
+#endif
+
+namespace mck {
+
+// What a call computes: C = act(A B + bias) + R, A [M, K] (row stride lda), B packed
+// (kernels.h: [ceil(N / kPanel), K, kPanel]), C and R row strides ldc, ldr. bias, R may be null.
+struct GemmArgs {
+  const float* a;
+  size_t lda;
+  const float* b;
+  const float* bias;
+  const float* r;
+  size_t ldr;
+  float* c;
+  size_t ldc;
+  size_t k, n;
+  int act;
+};
+
+// A stride-1, multiplier-1 depthwise conv (depthwise_impl.h).
+struct DwArgs {
+  const float* x;     // [n, h, w, c]
+  const float* wt;    // [k, k, c]
+  const float* bias;  // [c] or null
+  float* out;         // [n, h, w, c]
+  size_t h, w, c;
+  int act;
+};
+
+// Portable: 128-bit vectors (SSE2 on x86-64, NEON on arm64), 4 x 2 tiles.
+namespace tiles_base {
+typedef float V __attribute__((vector_size(16)));
+constexpr int MR = 4;
+#include "gemm_impl.h"
+#include "depthwise_impl.h"
+}  // namespace tiles_base
+
+#ifdef MCK_X86_VARIANTS
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v3")
+// AVX2 + FMA: 16 ymm registers, 6 x 2 tiles (12 accumulators).
+namespace tiles_avx2 {
+typedef float V __attribute__((vector_size(32)));
+constexpr int MR = 6;
+#include "gemm_impl.h"
+#include "depthwise_impl.h"
+}  // namespace tiles_avx2
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("arch=x86-64-v4")
+// AVX-512: 32 zmm registers, 12 x 2 tiles (24 accumulators, 2 B vectors, 1 broadcast).
+namespace tiles_avx512 {
+typedef float V __attribute__((vector_size(64)));
+constexpr int MR = 12;
+#include "gemm_impl.h"
+#include "depthwise_impl.h"
+}  // namespace tiles_avx512
+#pragma GCC pop_options
+#endif
+
+namespace {
+
+using Gemm = GemmArgs;
+
+struct Variant {
+  void (*rows)(const Gemm&, size_t, size_t, size_t, size_t);
+  size_t mr;
+  bool (*dw_rows)(const DwArgs&, size_t, size_t, size_t);
+};
+
+Variant pick() {
+#ifdef MCK_X86_VARIANTS
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return {tiles_avx512::rows, tiles_avx512::MR, tiles_avx512::dw_rows};
+  if (__builtin_cpu_supports("x86-64-v3")) return {tiles_avx2::rows, tiles_avx2::MR, tiles_avx2::dw_rows};
+#endif
+  return {tiles_base::rows, tiles_base::MR, tiles_base::dw_rows};
+}
+
+const Variant& variant() {
+  static const Variant v = pick();
+  return v;
+}
+
+// Rows per block. Every block streams all of its columns' B (the weights: up to 64 MB for
+// the widest FastViT stage, from L3 or memory), so blocks are as tall as L2 allows for the
+// block's A (rows x K block) and C rows (~1 MB of 2 MB per core), and at least 8 tiles.
+size_t block_rows(size_t k, size_t n, size_t mr) {
+  size_t per_row = (std::min<size_t>(k, 256) + n) * sizeof(float);
+  size_t r = std::clamp<size_t>((1024 * 1024) / std::max<size_t>(per_row, 1), 8 * mr, 512);
+  return r / mr * mr;
+}
+
+// One GEMM split over the pool: row blocks, and when there are too few of them to keep every
+// thread busy (a batch of one through a late stage: 16-64 rows), column groups of whole
+// panels as well.
+void gemm(const Gemm& q, size_t m) {
+  const Variant& v = variant();
+  const size_t block = block_rows(q.k, q.n, v.mr);
+  const size_t row_blocks = (m + block - 1) / block;
+  const size_t panels = (q.n + kPanel - 1) / kPanel;
+  const size_t want = 4 * static_cast<size_t>(threads());
+  // Small problems stay whole (a chunk should outweigh waking a thread: ~256K multiply-adds).
+  const size_t work = m * q.k * q.n;
+  size_t groups = row_blocks >= want ? 1 : std::min(panels, (want + row_blocks - 1) / row_blocks);
+  groups = std::max<size_t>(1, std::min(groups, work / (size_t{1} << 18)));
+  const size_t per_group = (panels + groups - 1) / groups;
+  groups = (panels + per_group - 1) / per_group;
+  const size_t items = row_blocks * groups;
+  const size_t item_work = work / std::max<size_t>(items, 1);
+  const size_t grain = std::max<size_t>(1, (size_t{1} << 18) / std::max<size_t>(item_work, 1));
+  parallel_for(items, grain, [&](size_t a, size_t b) {
+    for (size_t it = a; it < b; ++it) {
+      const size_t rb = it / groups, cg = it % groups;
+      const size_t i0 = rb * block, j0 = cg * per_group * kPanel;
+      v.rows(q, i0, std::min(i0 + block, m), j0, std::min(j0 + per_group * kPanel, q.n));
+    }
+  });
+}
+
+}  // namespace
+
+void linear(const float* x, const float* w, const float* bias, const float* residual, float* out, size_t m, size_t k,
+            size_t n, int act) {
+  gemm(Gemm{x, k, w, bias, residual, n, out, n, k, n, act}, m);
+}
+
+namespace {
+
+// How mlp runs m rows with t threads: fused per block of `block` rows (one hidden buffer of
+// block x hidden per thread), or, with too few rows for two blocks per thread (a late stage,
+// a small batch), as two GEMMs through one hidden buffer of m x hidden (block = 0).
+size_t mlp_block(size_t m, size_t c, size_t hidden, size_t t) {
+  const size_t mr = variant().mr;
+  const size_t share = ((m + 2 * t - 1) / (2 * t) + mr - 1) / mr * mr;
+  const size_t block = std::min(block_rows(c, hidden + c, mr), share);
+  return block < 8 * mr ? 0 : block;
+}
+
+}  // namespace
+
+size_t mlp_scratch_floats(size_t m, size_t c, size_t hidden, size_t threads) {
+  const size_t t = std::max<size_t>(threads, 1);
+  const size_t block = mlp_block(m, c, hidden, t);
+  return (block == 0 ? m : t * block) * hidden;
+}
+
+void mlp(const float* y, const float* x, const float* w1, const float* b1, const float* w2, const float* b2,
+         float* out, size_t m, size_t c, size_t hidden, size_t threads, float* scratch) {
+  const size_t t = std::max<size_t>(threads, 1);
+  const size_t block = mlp_block(m, c, hidden, t);
+  if (block == 0) {
+    // fc1 and fc2 as two GEMMs, each split over columns as well.
+    gemm(Gemm{y, c, w1, b1, nullptr, 0, scratch, hidden, c, hidden, kGelu}, m);
+    gemm(Gemm{scratch, hidden, w2, b2, x, c, out, c, hidden, c, kNone}, m);
+    return;
+  }
+  // Each running chunk takes one of the t hidden buffers (at most t chunks run at once, unless
+  // the thread count grew since the scratch was sized: such a chunk gets its own buffer).
+  std::atomic<uint64_t> busy{0};
+  const size_t slots = std::min<size_t>(t, 64);
+  const Variant& v = variant();
+  parallel_for((m + block - 1) / block, 1, [&](size_t a, size_t b) {
+    size_t slot = slots;
+    for (size_t i = 0; i < slots && slot == slots; ++i) {
+      const uint64_t bit = uint64_t{1} << i;
+      if (!(busy.fetch_or(bit) & bit)) slot = i;
+    }
+    std::vector<float> own;
+    float* h = slot < slots ? scratch + slot * block * hidden : (own.resize(block * hidden), own.data());
+    for (size_t blk = a; blk < b; ++blk) {
+      const size_t i = blk * block, rows = std::min(block, m - i);
+      v.rows(Gemm{y + i * c, c, w1, b1, nullptr, 0, h, hidden, c, hidden, kGelu}, 0, rows, 0, hidden);
+      v.rows(Gemm{h, hidden, w2, b2, x + i * c, c, out + i * c, c, hidden, c, kNone}, 0, rows, 0, c);
+    }
+    if (slot < slots) busy.fetch_and(~(uint64_t{1} << slot));
+  });
+}
+
+bool depthwise_tiled(const float* x, const float* wt, const float* bias, float* out, size_t n, size_t h, size_t w,
+                     size_t c, size_t k, int act) {
+  if (k != 3 && k != 5 && k != 7) return false;
+  const DwArgs q{x, wt, bias, out, h, w, c, act};
+  // rows of >= ~64K multiply-adds per chunk
+  const size_t grain = std::max<size_t>(1, 65536 / std::max<size_t>(w * c * k * k, 1));
+  parallel_for(n * h, grain, [&](size_t a, size_t b) { variant().dw_rows(q, k, a, b); });
+  return true;
+}
+
+}  // namespace mck
