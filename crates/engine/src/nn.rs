@@ -5,6 +5,7 @@ use mlx_rs::Array;
 
 use crate::error::Result;
 use crate::kernels::{self, Act};
+use crate::params::Params;
 
 /// Multi-head attention core: softmax(q k^T / sqrt(d)) v (BLAS GEMMs around one softmax
 /// kernel pass on CPU). q, k, v: [B, heads, L, head_dim].
@@ -49,6 +50,15 @@ impl Linear {
     /// `w`: the packed form of an [out = n, in] weight.
     pub fn packed(w: Array, n: usize, bias: Option<Array>) -> Self {
         Linear { w, bias, packed_n: Some(n) }
+    }
+
+    /// The model file's weight `wkey` ([out, in]) packed, and its bias `bkey` ([out]).
+    pub fn packed_from(p: &Params, wkey: &str, shape: &[usize], bkey: &str) -> Result<Self> {
+        let &[out, cin] = shape else {
+            return Err(crate::error::EngineError::Model(format!("{wkey}: {shape:?} is not a linear weight")));
+        };
+        let w = p.packed(out, cin, || p.src().f32_vec(wkey, shape))?;
+        Ok(Linear::packed(w, out, Some(p.tensor(bkey, &[out])?)))
     }
 
     /// The weight (the [in, out] view, or the packed form) and the bias.

@@ -124,6 +124,13 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// A linear weight of `out` x `cin` (made by `w` in PyTorch's [out, in] layout) in the
+    /// kernel GEMM's packed form ([`crate::kernels::pack_out_in`]).
+    pub fn packed(&self, out: usize, cin: usize, w: impl FnOnce() -> Result<Vec<f32>>) -> Result<Array> {
+        let shape = crate::kernels::packed_shape(cin, out);
+        self.one(&shape, || Ok(Array::from_slice(&crate::kernels::pack_out_in(&w()?, out, cin), &dims(&shape))))
+    }
+
     /// A tensor of the model file used as it is.
     pub fn tensor(&self, key: &str, shape: &[usize]) -> Result<Array> {
         self.one(shape, || self.src.array(key, shape))

@@ -72,7 +72,7 @@ impl TextTower {
         let inv = inventory(cfg, embed_dim);
         inv.check(p.src(), PREFIX, "text", "the file does not match open_clip_config.json", |_| false)?;
         let a = |k: &str| p.tensor(k, inv.shape(k)?);
-        let lin = |w: &str, b: &str| Linear::from_torch(a(w)?, Some(a(b)?));
+        let lin = |w: &str, b: &str| Linear::packed_from(p, w, inv.shape(w)?, b);
         let mut blocks = Vec::with_capacity(cfg.layers);
         for i in 0..cfg.layers {
             let b = |name: &str| format!("text.transformer.resblocks.{i}.{name}");

@@ -55,8 +55,10 @@ MCK_ALWAYS V gelu_v(V x, const GeluCoeffs& g) {
 
 // One MR' x NV-vector tile of C at (row i, column j) over K rows [k0, k0 + kc): starts from
 // the bias (first block) or the partial sums in C; the last block applies act and residual.
-template <int R, int NV>
-MCK_ALWAYS void tile(const GemmArgs& q, size_t i, size_t j, size_t k0, size_t kc, const GeluCoeffs& g) {
+// `a`: the tile's packed A (PK; see pack_a) or A itself at (row i, column k0).
+template <int R, int NV, bool PK>
+MCK_ALWAYS void tile(const GemmArgs& q, const float* a, size_t i, size_t j, size_t k0, size_t kc,
+                     const GeluCoeffs& g) {
   const bool first = k0 == 0, last = k0 + kc == q.k;
   V acc[R][NV];
   float* c = q.c + i * q.ldc + j;
@@ -66,7 +68,6 @@ MCK_ALWAYS void tile(const GemmArgs& q, size_t i, size_t j, size_t k0, size_t kc
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) acc[r][v] = first ? init : loadv(c + r * q.ldc + v * W);
   }
-  const float* a = q.a + i * q.lda + k0;
   const float* b = q.b + (j / kPanel) * q.k * kPanel + k0 * kPanel + j % kPanel;
   for (size_t p = 0; p < kc; ++p) {
     V bv[NV];
@@ -74,7 +75,7 @@ MCK_ALWAYS void tile(const GemmArgs& q, size_t i, size_t j, size_t k0, size_t kc
     for (int v = 0; v < NV; ++v) bv[v] = loadv(b + p * kPanel + v * W);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
-      V av = splat(a[r * q.lda + p]);
+      V av = splat(PK ? a[p * MR + r] : a[r * q.lda + p]);
 #pragma GCC unroll 16
       for (int v = 0; v < NV; ++v) acc[r][v] += av * bv[v];
     }
@@ -94,22 +95,25 @@ MCK_ALWAYS void tile(const GemmArgs& q, size_t i, size_t j, size_t k0, size_t kc
 }
 
 // Tiles of fewer than MR rows (the end of a row block), R counting down to 1.
-template <int R, int NV>
-MCK_ALWAYS void tail(int rows, const GemmArgs& q, size_t i, size_t j, size_t k0, size_t kc, const GeluCoeffs& g) {
+template <int R, int NV, bool PK>
+MCK_ALWAYS void tail(int rows, const GemmArgs& q, const float* a, size_t i, size_t j, size_t k0, size_t kc,
+                     const GeluCoeffs& g) {
   if constexpr (R > 0) {
     if (rows == R)
-      tile<R, NV>(q, i, j, k0, kc, g);
+      tile<R, NV, PK>(q, a, i, j, k0, kc, g);
     else
-      tail<R - 1, NV>(rows, q, i, j, k0, kc, g);
+      tail<R - 1, NV, PK>(rows, q, a, i, j, k0, kc, g);
   }
 }
 
-template <int NV>
-__attribute__((noinline)) void panel(const GemmArgs& q, size_t i0, size_t i1, size_t j, size_t k0, size_t kc,
-                                     const GeluCoeffs& g) {
+template <int NV, bool PK>
+__attribute__((noinline)) void panel(const GemmArgs& q, const float* ap, size_t i0, size_t i1, size_t j, size_t k0,
+                                     size_t kc, const GeluCoeffs& g) {
   size_t i = i0;
-  for (; i + MR <= i1; i += MR) tile<MR, NV>(q, i, j, k0, kc, g);
-  if (i < i1) tail<MR - 1, NV>(static_cast<int>(i1 - i), q, i, j, k0, kc, g);
+  const size_t step = PK ? MR * kc : MR * q.lda;
+  const float* a = PK ? ap : q.a + i0 * q.lda + k0;
+  for (; i + MR <= i1; i += MR, a += step) tile<MR, NV, PK>(q, a, i, j, k0, kc, g);
+  if (i < i1) tail<MR - 1, NV, PK>(static_cast<int>(i1 - i), q, a, i, j, k0, kc, g);
 }
 
 // Columns left over after the whole vectors (N not a multiple of W), one at a time.
@@ -130,16 +134,58 @@ void columns(const GemmArgs& q, size_t i0, size_t i1, size_t j0, size_t j1, size
     }
 }
 
-// Rows [i0, i1) x columns [j0, j1) of C (j0 a multiple of kPanel): K blocks outermost (C
-// holds the partial sums between them), then B panels, then the row tiles sharing a panel.
-void rows(const GemmArgs& q, size_t i0, size_t i1, size_t j0, size_t j1) {
-  const GeluCoeffs g = kGeluCoeffs;
+// A long K (>= PACK_A_FROM: the text and ViT GEMMs, FastViT's late stages) packs A: the row
+// block's A, all of K, tile by tile and K block by K block, MR rows interleaved per k (element
+// (r, p) of a tile at p * MR + r). A tile's broadcasts for one k are then one cache line, and
+// rows whose stride is a multiple of 2-4 KB no longer compete for a few L1 sets. The packed
+// block is made once and serves every column. Short K (FastViT's 64-384) reads A in place:
+// there the copy costs more than it saves.
+constexpr size_t PACK_A_FROM = 512;
+// Columns per group of a packed-A call: one K block of the group's B (256 x 512 floats,
+// 512 KB) stays in L2 while the row block's tiles work through it.
+constexpr size_t GROUP = 16 * kPanel;
+
+constexpr size_t padded_rows(size_t rows) { return (rows + MR - 1) / MR * MR; }
+
+// Floats of packed A that rows() needs for `rows` rows of `k` (0 for a short K).
+constexpr size_t pack_floats(size_t rows, size_t k) { return k >= PACK_A_FROM ? padded_rows(rows) * k : 0; }
+
+void pack_a(const GemmArgs& q, size_t i0, size_t i1, float* ap) {
+  const size_t padded = padded_rows(i1 - i0);
   for (size_t k0 = 0; k0 < q.k; k0 += KC) {
     const size_t kc = q.k - k0 < KC ? q.k - k0 : KC;
-    size_t j = j0;
-    for (; j + 2 * W <= j1; j += 2 * W) panel<2>(q, i0, i1, j, k0, kc, g);
-    for (; j + W <= j1; j += W) panel<1>(q, i0, i1, j, k0, kc, g);
-    if (j < j1) columns(q, i0, i1, j, j1, k0, kc, g);
+    float* blk = ap + padded * k0;
+    for (size_t i = i0; i < i1; i += MR, blk += MR * kc) {
+      const size_t r1 = i1 - i < static_cast<size_t>(MR) ? i1 - i : MR;
+      for (size_t p = 0; p < kc; ++p)
+        for (size_t r = 0; r < r1; ++r) blk[p * MR + r] = q.a[(i + r) * q.lda + k0 + p];
+    }
+  }
+}
+
+// Rows [i0, i1) x columns [j0, j1) of C (j0 a multiple of kPanel); `ap` holds
+// pack_floats(i1 - i0, K) floats. K blocks outermost within a column group (C holds the
+// partial sums between them), then B panels, then the row tiles sharing a panel.
+void rows(const GemmArgs& q, size_t i0, size_t i1, size_t j0, size_t j1, float* ap) {
+  const GeluCoeffs g = kGeluCoeffs;
+  const bool pk = q.k >= PACK_A_FROM;
+  if (pk) pack_a(q, i0, i1, ap);
+  const size_t padded = padded_rows(i1 - i0);
+  for (size_t g0 = j0; g0 < j1; g0 += pk ? GROUP : j1 - j0) {
+    const size_t g1 = pk && j1 - g0 > GROUP ? g0 + GROUP : j1;
+    for (size_t k0 = 0; k0 < q.k; k0 += KC) {
+      const size_t kc = q.k - k0 < KC ? q.k - k0 : KC;
+      size_t j = g0;
+      if (pk) {
+        const float* blk = ap + padded * k0;
+        for (; j + 2 * W <= g1; j += 2 * W) panel<2, true>(q, blk, i0, i1, j, k0, kc, g);
+        for (; j + W <= g1; j += W) panel<1, true>(q, blk, i0, i1, j, k0, kc, g);
+      } else {
+        for (; j + 2 * W <= g1; j += 2 * W) panel<2, false>(q, nullptr, i0, i1, j, k0, kc, g);
+        for (; j + W <= g1; j += W) panel<1, false>(q, nullptr, i0, i1, j, k0, kc, g);
+      }
+      if (j < g1) columns(q, i0, i1, j, g1, k0, kc, g);
+    }
   }
 }
 

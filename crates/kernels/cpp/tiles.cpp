@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -90,18 +91,19 @@ namespace {
 using Gemm = GemmArgs;
 
 struct Variant {
-  void (*rows)(const Gemm&, size_t, size_t, size_t, size_t);
+  void (*rows)(const Gemm&, size_t, size_t, size_t, size_t, float*);
   size_t mr;
+  size_t (*pack_floats)(size_t, size_t);
   bool (*dw_rows)(const DwArgs&, size_t, size_t, size_t);
 };
 
 Variant pick() {
 #ifdef MCK_X86_VARIANTS
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("x86-64-v4")) return {tiles_avx512::rows, tiles_avx512::MR, tiles_avx512::dw_rows};
-  if (__builtin_cpu_supports("x86-64-v3")) return {tiles_avx2::rows, tiles_avx2::MR, tiles_avx2::dw_rows};
+  if (__builtin_cpu_supports("x86-64-v4")) return {tiles_avx512::rows, tiles_avx512::MR, tiles_avx512::pack_floats, tiles_avx512::dw_rows};
+  if (__builtin_cpu_supports("x86-64-v3")) return {tiles_avx2::rows, tiles_avx2::MR, tiles_avx2::pack_floats, tiles_avx2::dw_rows};
 #endif
-  return {tiles_base::rows, tiles_base::MR, tiles_base::dw_rows};
+  return {tiles_base::rows, tiles_base::MR, tiles_base::pack_floats, tiles_base::dw_rows};
 }
 
 const Variant& variant() {
@@ -112,8 +114,27 @@ const Variant& variant() {
 // Rows per block. Every block streams all of its columns' B (the weights: up to 64 MB for
 // the widest FastViT stage, from L3 or memory), so blocks are as tall as L2 allows for the
 // block's A (rows x K block) and C rows (~1 MB of 2 MB per core), and at least 8 tiles.
+// Runs body(item, slot, scratch) for items [0, n) on up to `t` threads of the pool, each item
+// claimed on its own from a shared counter (the pool's own chunks, n / (4 x threads) items
+// each, left a thread idle for up to a chunk at the end: 2-7% on the text GEMMs, 13 row
+// blocks over 2 threads). Each running thread has a slot < t and `scratch_floats` floats of
+// its own (uninitialized).
+template <class F>
+void for_items(size_t n, size_t t, size_t scratch_floats, F&& body) {
+  std::atomic<size_t> next{0}, slots{0};
+  t = std::max<size_t>(1, std::min(t, n));
+  parallel_for(t, 1, [&](size_t, size_t) {
+    size_t it = next.fetch_add(1);
+    if (it >= n) return;
+    const size_t slot = slots.fetch_add(1);
+    std::unique_ptr<float[]> scratch(scratch_floats ? new float[scratch_floats] : nullptr);
+    for (; it < n; it = next.fetch_add(1)) body(it, slot, scratch.get());
+  });
+}
+
 size_t block_rows(size_t k, size_t n, size_t mr) {
-  size_t per_row = (std::min<size_t>(k, 256) + n) * sizeof(float);
+  // (a long K packs the block's whole A: all of K counts)
+  size_t per_row = ((variant().pack_floats(1, k) ? k : std::min<size_t>(k, 256)) + n) * sizeof(float);
   size_t r = std::clamp<size_t>((1024 * 1024) / std::max<size_t>(per_row, 1), 8 * mr, 512);
   return r / mr * mr;
 }
@@ -134,14 +155,12 @@ void gemm(const Gemm& q, size_t m) {
   const size_t per_group = (panels + groups - 1) / groups;
   groups = (panels + per_group - 1) / per_group;
   const size_t items = row_blocks * groups;
-  const size_t item_work = work / std::max<size_t>(items, 1);
-  const size_t grain = std::max<size_t>(1, (size_t{1} << 18) / std::max<size_t>(item_work, 1));
-  parallel_for(items, grain, [&](size_t a, size_t b) {
-    for (size_t it = a; it < b; ++it) {
-      const size_t rb = it / groups, cg = it % groups;
-      const size_t i0 = rb * block, j0 = cg * per_group * kPanel;
-      v.rows(q, i0, std::min(i0 + block, m), j0, std::min(j0 + per_group * kPanel, q.n));
-    }
+  // Small problems stay on one thread (waking one costs more than ~256K multiply-adds).
+  const size_t t = work < (size_t{1} << 18) ? 1 : static_cast<size_t>(threads());
+  for_items(items, t, v.pack_floats(std::min(block, m), q.k), [&](size_t it, size_t, float* ap) {
+    const size_t rb = it / groups, cg = it % groups;
+    const size_t i0 = rb * block, j0 = cg * per_group * kPanel;
+    v.rows(q, i0, std::min(i0 + block, m), j0, std::min(j0 + per_group * kPanel, q.n), ap);
   });
 }
 
@@ -182,25 +201,13 @@ void mlp(const float* y, const float* x, const float* w1, const float* b1, const
     gemm(Gemm{scratch, hidden, w2, b2, x, c, out, c, hidden, c, kNone}, m);
     return;
   }
-  // Each running chunk takes one of the t hidden buffers (at most t chunks run at once, unless
-  // the thread count grew since the scratch was sized: such a chunk gets its own buffer).
-  std::atomic<uint64_t> busy{0};
-  const size_t slots = std::min<size_t>(t, 64);
+  // Each running thread takes its own of the t hidden buffers.
   const Variant& v = variant();
-  parallel_for((m + block - 1) / block, 1, [&](size_t a, size_t b) {
-    size_t slot = slots;
-    for (size_t i = 0; i < slots && slot == slots; ++i) {
-      const uint64_t bit = uint64_t{1} << i;
-      if (!(busy.fetch_or(bit) & bit)) slot = i;
-    }
-    std::vector<float> own;
-    float* h = slot < slots ? scratch + slot * block * hidden : (own.resize(block * hidden), own.data());
-    for (size_t blk = a; blk < b; ++blk) {
-      const size_t i = blk * block, rows = std::min(block, m - i);
-      v.rows(Gemm{y + i * c, c, w1, b1, nullptr, 0, h, hidden, c, hidden, kGelu}, 0, rows, 0, hidden);
-      v.rows(Gemm{h, hidden, w2, b2, x + i * c, c, out + i * c, c, hidden, c, kNone}, 0, rows, 0, c);
-    }
-    if (slot < slots) busy.fetch_and(~(uint64_t{1} << slot));
+  for_items((m + block - 1) / block, t, v.pack_floats(block, std::max(c, hidden)), [&](size_t blk, size_t slot, float* ap) {
+    float* h = scratch + slot * block * hidden;
+    const size_t i = blk * block, rows = std::min(block, m - i);
+    v.rows(Gemm{y + i * c, c, w1, b1, nullptr, 0, h, hidden, c, hidden, kGelu}, 0, rows, 0, hidden, ap);
+    v.rows(Gemm{h, hidden, w2, b2, x + i * c, c, out + i * c, c, hidden, c, kNone}, 0, rows, 0, c, ap);
   });
 }
 

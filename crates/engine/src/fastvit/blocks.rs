@@ -94,7 +94,7 @@ pub fn pointwise(p: &Params, plan: &Plan, m: &Module) -> Result<Linear> {
     }
     let kern = Memo::new();
     let kern = || kern.get_or_try_init(|| plan.kernel(p.src(), m));
-    Ok(Linear::packed(packed_weight(p, out, cin, || Ok(kern()?.w_f32()))?, out, Some(p.one(&[out], || Ok(arr(&kern()?.b_f32(), &[out])))?)))
+    Ok(Linear::packed(p.packed(out, cin, || Ok(kern()?.w_f32()))?, out, Some(p.one(&[out], || Ok(arr(&kern()?.b_f32(), &[out])))?)))
 }
 
 /// Dense k x k conv (stem.0, 3 input channels) as a direct conv kernel.
@@ -177,17 +177,7 @@ fn scaled_linear(plan: &Plan, p: &Params, wkey: &str, bkey: &str, gamma_key: Opt
             Ok((wv, bv))
         })
     };
-    Ok(Linear::packed(
-        packed_weight(p, rows, cols, || Ok(scaled()?.0.clone()))?,
-        rows,
-        Some(p.one(&[rows], || Ok(arr(&scaled()?.1, &[rows])))?),
-    ))
-}
-
-/// The kernel GEMM's packed form of a PyTorch [out, in] weight (made by `w`).
-fn packed_weight(p: &Params, out: usize, cin: usize, w: impl FnOnce() -> Result<Vec<f32>>) -> Result<Array> {
-    let shape = kernels::packed_shape(cin, out);
-    p.one(&shape, || Ok(arr(&kernels::pack_out_in(&w()?, out, cin), &shape)))
+    Ok(Linear::packed(p.packed(rows, cols, || Ok(scaled()?.0.clone()))?, rows, Some(p.one(&[rows], || Ok(arr(&scaled()?.1, &[rows])))?)))
 }
 
 /// ConvMlp with its BN folded into the 7x7 conv and the block's layer scale into fc2.
