@@ -61,11 +61,6 @@ impl Linear {
         Ok(Linear::packed(w, out, Some(p.tensor(bkey, &[out])?)))
     }
 
-    /// The weight (the [in, out] view, or the packed form) and the bias.
-    pub fn parts(&self) -> (&Array, Option<&Array>) {
-        (&self.w, self.bias.as_ref())
-    }
-
     pub fn forward(&self, x: &Array) -> Result<Array> {
         self.forward_with(x, Act::None, None)
     }

@@ -156,8 +156,8 @@ impl Se {
 }
 
 /// Reads `key` (shape [rows, cols, 1, 1] or [rows, cols]) and its bias, each row o scaled by
-/// `gamma[o]` (in f64) when given, as a fused-GEMM layer (weight stored [cols, rows]).
-fn scaled_linear(plan: &Plan, p: &Params, wkey: &str, bkey: &str, gamma_key: Option<&str>) -> Result<Linear> {
+/// `gamma[o]` (in f64) when given: the weight packed for the kernel GEMM, and the bias.
+fn scaled_packed(plan: &Plan, p: &Params, wkey: &str, bkey: &str, gamma_key: Option<&str>) -> Result<(Array, Array)> {
     let s = plan.shape(wkey)?.to_vec();
     let (rows, cols) = (s[0], s[1]);
     let w = p.src();
@@ -177,14 +177,22 @@ fn scaled_linear(plan: &Plan, p: &Params, wkey: &str, bkey: &str, gamma_key: Opt
             Ok((wv, bv))
         })
     };
-    Ok(Linear::packed(p.packed(rows, cols, || Ok(scaled()?.0.clone()))?, rows, Some(p.one(&[rows], || Ok(arr(&scaled()?.1, &[rows])))?)))
+    Ok((p.packed(rows, cols, || Ok(scaled()?.0.clone()))?, p.one(&[rows], || Ok(arr(&scaled()?.1, &[rows])))?))
+}
+
+/// [`scaled_packed`] as a fused-GEMM layer.
+fn scaled_linear(plan: &Plan, p: &Params, wkey: &str, bkey: &str, gamma_key: Option<&str>) -> Result<Linear> {
+    let (w, b) = scaled_packed(plan, p, wkey, bkey, gamma_key)?;
+    let n = plan.shape(wkey)?[0];
+    Ok(Linear::packed(w, n, Some(b)))
 }
 
 /// ConvMlp with its BN folded into the 7x7 conv and the block's layer scale into fc2.
 pub struct Mlp {
     conv: Dw,
-    fc1: Linear,
-    fc2: Linear,
+    /// fc1 and fc2 (layer scale folded in): packed weight and bias each.
+    fc1: (Array, Array),
+    fc2: (Array, Array),
 }
 
 impl Mlp {
@@ -198,20 +206,16 @@ impl Mlp {
         })?;
         Ok(Mlp {
             conv,
-            fc1: scaled_linear(plan, p, &format!("{b}.mlp.fc1.weight"), &format!("{b}.mlp.fc1.bias"), None)?,
-            fc2: scaled_linear(plan, p, &format!("{b}.mlp.fc2.weight"), &format!("{b}.mlp.fc2.bias"), Some(gamma_key))?,
+            fc1: scaled_packed(plan, p, &format!("{b}.mlp.fc1.weight"), &format!("{b}.mlp.fc1.bias"), None)?,
+            fc2: scaled_packed(plan, p, &format!("{b}.mlp.fc2.weight"), &format!("{b}.mlp.fc2.bias"), Some(gamma_key))?,
         })
     }
 
     /// x + gamma * ConvMlp(x); the per-pixel part (fc1, GELU, fc2, residual) is one kernel
     /// that keeps the hidden activations in cache, block of rows by block of rows.
     pub fn residual(&self, x: &Array) -> Result<Array> {
-        let y = self.conv.forward(x)?;
-        let (w1, b1) = self.fc1.parts();
-        let (w2, b2) = self.fc2.parts();
-        let (b1, b2) =
-            (b1.ok_or_else(|| bad("ConvMlp fc1 without bias".into()))?, b2.ok_or_else(|| bad("ConvMlp fc2 without bias".into()))?);
-        kernels::mlp(&y, x, w1, b1, w2, b2)
+        let ((w1, b1), (w2, b2)) = (&self.fc1, &self.fc2);
+        kernels::mlp(&self.conv.forward(x)?, x, w1, b1, w2, b2)
     }
 }
 
