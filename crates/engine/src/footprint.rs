@@ -18,25 +18,43 @@ fn with_margin(floats: usize) -> usize {
     floats.saturating_mul(F32).saturating_mul(MARGIN_NUM) / MARGIN_DEN
 }
 
-/// Floats one pre-norm transformer block holds at its peak for one sequence of `t` tokens:
-/// the residual stream, its norm, the qkv projection and q/k/v views made contiguous, the
-/// attention scores and probabilities of every head, the merged heads and projection, and
-/// the MLP hidden.
-fn block_floats(t: usize, width: usize, mlp: usize, heads: usize) -> usize {
-    t * (10 * width + 2 * mlp) + 3 * heads * t * t
+/// The shape of a stack of pre-norm transformer blocks over sequences of `tokens`.
+pub struct Blocks {
+    pub tokens: usize,
+    pub width: usize,
+    pub mlp: usize,
+    pub heads: usize,
 }
 
-/// A transformer tower over `n` sequences of `t` tokens (text towers, ViT blocks).
-pub fn transformer(n: usize, t: usize, width: usize, mlp: usize, heads: usize) -> usize {
-    with_margin(n.saturating_mul(block_floats(t, width, mlp, heads)))
+/// Floats one pre-norm transformer block holds at its peak for `n` sequences of `t` tokens:
+/// per sequence the residual stream, its norm, the qkv projection, the attention output,
+/// the projection and the MLP hidden; and the attention kernel's scores, one head at a time
+/// per thread (`kernels::attention_scratch_floats`; off the CPU MLX's attention holds every
+/// head's: counted as 3 heads x t x t per sequence there).
+fn block_floats(n: usize, t: usize, width: usize, mlp: usize, heads: usize, threads: usize) -> usize {
+    n.saturating_mul(t * (10 * width + 2 * mlp)).saturating_add(scores_floats(n, t, width, heads, threads))
+}
+
+/// The attention scores of `n` sequences of `t` tokens at their peak.
+fn scores_floats(n: usize, t: usize, width: usize, heads: usize, threads: usize) -> usize {
+    if crate::kernels::on_cpu() {
+        threads.saturating_mul(crate::kernels::attention_scratch_floats(t, width / heads.max(1)))
+    } else {
+        n.saturating_mul(3 * heads * t * t)
+    }
+}
+
+/// A transformer tower over `n` sequences (text towers).
+pub fn transformer(n: usize, b: &Blocks, threads: usize) -> usize {
+    with_margin(block_floats(n, b.tokens, b.width, b.mlp, b.heads, threads))
 }
 
 /// A ViT image tower: its stem (at stride 4, `stem_width` channels, plus the input) and
-/// then the blocks over `tokens`.
-pub fn vit(n: usize, image_size: usize, stem_width: usize, tokens: usize, width: usize, mlp: usize, heads: usize) -> usize {
+/// then the blocks.
+pub fn vit(n: usize, image_size: usize, stem_width: usize, b: &Blocks, threads: usize) -> usize {
     let s4 = image_size / 4;
     let stem = 3 * image_size * image_size + 2 * s4 * s4 * stem_width;
-    with_margin(n.saturating_mul(stem.max(block_floats(tokens, width, mlp, heads))))
+    with_margin(n.saturating_mul(stem).max(block_floats(n, b.tokens, b.width, b.mlp, b.heads, threads)))
 }
 
 /// A FastViT image tower over `n` images of `image_size`: the stem and the early stages run
@@ -52,8 +70,9 @@ pub fn fastvit(n: usize, image_size: usize, stages: &[(usize, usize, bool)], ear
         // The MLP's hidden activations: the kernel's working memory (kernels::mlp_scratch_floats).
         f = f.saturating_add(crate::kernels::mlp_scratch_floats(rows, w, w * mlp_ratio, threads));
         if attn {
-            let tokens = res * res;
-            f = f.saturating_add(images.saturating_mul(2 * (w / crate::fastvit::spec::HEAD_DIM) * tokens * tokens + 4 * tokens * w));
+            // The qkv projection, the attention output and the scores.
+            let (tokens, heads) = (res * res, w / crate::fastvit::spec::HEAD_DIM);
+            f = f.saturating_add(images.saturating_mul(4 * tokens * w)).saturating_add(scores_floats(images, tokens, w, heads, threads));
         }
         f
     };

@@ -69,18 +69,19 @@ pub fn layer_norm(x: &Array, w: &Array, b: &Array, eps: f32) -> Result<Array> {
     Ok(mlx_rs::fast::layer_norm(x, w, b, eps)?)
 }
 
-/// softmax(q k^T / sqrt(d)) v; q, k, v: [B, heads, L, d]. The two products are BLAS GEMMs
-/// (MLX matmul); the scaled, masked softmax between them is one kernel pass.
-pub fn attention(q: &Array, k: &Array, v: &Array, causal: bool) -> Result<Array> {
-    let d = *q.shape().last().unwrap_or(&1);
-    let scale = 1.0 / (d as f32).sqrt();
+/// Multi-head self-attention from the stacked projections: `qkv` [B, L, 3 W] (q, k, v, each
+/// `heads` heads of W / heads) -> [B, L, W], softmax(q k^T / sqrt(d)) v per head; `causal`:
+/// token i sees tokens 0 ..= i. On CPU one kernel reads q, k, v in place and writes every
+/// head into its columns, its scores one head at a time in cache.
+pub fn multi_head_attention(qkv: &Array, heads: i32, causal: bool) -> Result<Array> {
     if on_cpu() {
-        let scores = q.matmul(&k.swap_axes(-1, -2)?)?;
-        let p = mobileclip_kernels::softmax(&scores, scale, causal).map_err(kerr)?;
-        return Ok(p.matmul(v)?);
+        let h = usize::try_from(heads).map_err(|_| EngineError::InvalidInput(format!("attention: {heads} heads")))?;
+        return mobileclip_kernels::attention(qkv, h, causal).map_err(kerr);
     }
-    reference::attention(q, k, v, causal)
+    reference::multi_head_attention(qkv, heads, causal)
 }
+
+pub use mobileclip_kernels::attention_scratch_floats;
 
 /// Depthwise k x k conv (NHWC, padding k / 2) with channel multiplier: `w` [k, k, C, m],
 /// `bias` [C * m]; then `act`.
@@ -168,11 +169,24 @@ pub mod reference {
         linear(&h, w2, b2.shape()[0] as usize, Some(b2), Some(x), Act::None)
     }
 
-    pub fn attention(q: &Array, k: &Array, v: &Array, causal: bool) -> Result<Array> {
-        let d = *q.shape().last().unwrap_or(&1);
-        let scale = 1.0 / (d as f32).sqrt();
+    /// q, k, v cut out of `qkv` with slices (views: an integer index in mlx-rs is a `take`,
+    /// MLX's scalar gather), heads split, MLX's scaled_dot_product_attention, heads merged.
+    pub fn multi_head_attention(qkv: &Array, heads: i32, causal: bool) -> Result<Array> {
+        use mlx_rs::ops::indexing::TryIndexOp;
+        let s = qkv.shape();
+        if s.len() != 3 || heads <= 0 || s[2] % (3 * heads) != 0 {
+            return Err(EngineError::InvalidInput(format!("attention: input {s:?} is not [B, L, 3 x {heads} heads]")));
+        }
+        let (b, l, w) = (s[0], s[1], s[2] / 3);
+        let hd = w / heads;
+        let qkv = qkv.reshape(&[b, l, 3, heads, hd])?;
+        let part = |i: i32| -> Result<Array> {
+            Ok(qkv.try_index((.., .., i..i + 1))?.reshape(&[b, l, heads, hd])?.transpose_axes(&[0, 2, 1, 3])?)
+        };
+        let scale = 1.0 / (hd as f32).sqrt();
         let mask = causal.then_some(mlx_rs::fast::ScaledDotProductAttentionMask::Causal);
-        Ok(mlx_rs::fast::scaled_dot_product_attention(q, k, v, scale, mask, None)?)
+        let att = mlx_rs::fast::scaled_dot_product_attention(&part(0)?, &part(1)?, &part(2)?, scale, mask, None)?;
+        Ok(att.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, w])?)
     }
 
     /// MLX's grouped conv2d (groups = C): weight [k, k, C, m] -> MLX's [C * m, k, k, 1].

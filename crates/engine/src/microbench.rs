@@ -113,8 +113,8 @@ pub fn run(case: &Case, runs: usize) -> Result<Timing> {
             Box::new(move || crate::kernels::depthwise(&x, &wt, None, 1, crate::kernels::Act::None))
         }
         Case::Attention { b, heads, l, d } => {
-            let (q, k, v) = (arr(&[b, heads, l, d], 7), arr(&[b, heads, l, d], 8), arr(&[b, heads, l, d], 9));
-            Box::new(move || nn::attention(&q, &k, &v, false))
+            let qkv = arr(&[b, l, 3 * heads * d], 7);
+            Box::new(move || nn::multi_head_attention(&qkv, heads as i32, false))
         }
     };
     op()?.eval()?;

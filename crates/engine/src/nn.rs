@@ -1,31 +1,15 @@
 //! Building blocks on MLX shared by the towers. NHWC layout throughout.
 
-use mlx_rs::ops::indexing::TryIndexOp;
 use mlx_rs::Array;
 
 use crate::error::Result;
 use crate::kernels::{self, Act};
 use crate::params::Params;
 
-/// Multi-head attention core: softmax(q k^T / sqrt(d)) v (BLAS GEMMs around one softmax
-/// kernel pass on CPU). q, k, v: [B, heads, L, head_dim].
-pub fn attention(q: &Array, k: &Array, v: &Array, causal: bool) -> Result<Array> {
-    kernels::attention(q, k, v, causal)
-}
-
 /// Multi-head self-attention from stacked projections: `qkv` [B, L, 3 W] (q, k, v each
-/// `heads` x W / heads) -> [B, L, W]. q, k, v are cut out with slices (views): an integer
-/// index in mlx-rs is a `take`, MLX's scalar gather, which cost ~6% of the text tower.
+/// `heads` x W / heads) -> [B, L, W] (one kernel on CPU: kernels::multi_head_attention).
 pub fn multi_head_attention(qkv: &Array, heads: i32, causal: bool) -> Result<Array> {
-    let s = qkv.shape();
-    let (b, l, w3) = (s[0], s[1], s[2]);
-    let w = w3 / 3;
-    let hd = w / heads;
-    let qkv = qkv.reshape(&[b, l, 3, heads, hd])?;
-    let part =
-        |i: i32| -> Result<Array> { Ok(qkv.try_index((.., .., i..i + 1))?.reshape(&[b, l, heads, hd])?.transpose_axes(&[0, 2, 1, 3])?) };
-    let att = attention(&part(0)?, &part(1)?, &part(2)?, causal)?;
-    Ok(att.transpose_axes(&[0, 2, 1, 3])?.reshape(&[b, l, w])?)
+    kernels::multi_head_attention(qkv, heads, causal)
 }
 
 /// A linear layer `x @ w + b`, in one of two weight layouts:

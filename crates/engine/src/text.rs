@@ -105,7 +105,8 @@ impl TextTower {
     /// positions needs beyond the weights (reserved before each forward; footprint.rs).
     pub fn activation_bytes(&self, n: usize, positions: usize) -> usize {
         let c = &self.cfg;
-        crate::footprint::transformer(n, positions, c.width, c.mlp_width(), c.heads)
+        let blocks = crate::footprint::Blocks { tokens: positions, width: c.width, mlp: c.mlp_width(), heads: c.heads };
+        crate::footprint::transformer(n, &blocks, crate::kernels::threads())
     }
 
     /// The pooled position of each row of `ids` (rows of `context_length`): the largest token

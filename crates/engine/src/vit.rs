@@ -324,7 +324,8 @@ impl Vit {
             StemKind::Patch(_) => 0,
         };
         let tokens = s.grid() * s.grid() + 1;
-        crate::footprint::vit(n, s.image_size, stem_width, tokens, s.width, s.mlp, s.heads)
+        let blocks = crate::footprint::Blocks { tokens, width: s.width, mlp: s.mlp, heads: s.heads };
+        crate::footprint::vit(n, s.image_size, stem_width, &blocks, crate::kernels::threads())
     }
 
     /// `x`: [N, S, S, 3] normalised pixels (NHWC). Returns [N, embed_dim], not normalised.

@@ -77,10 +77,11 @@ void layer_norm_rows(const float* x, const float* w, const float* b, float eps, 
 }
 
 MCK_CLONES
-void softmax_rows(const float* x, float scale, bool causal, size_t lq, float* out, size_t r0, size_t r1, size_t c) {
+void softmax_rows(const float* x, size_t ld, float scale, bool causal, size_t lq, float* out, size_t r0, size_t r1,
+                  size_t c) {
   for (size_t r = r0; r < r1; ++r) {
-    const float* xr = x + r * c;
-    float* o = out + r * c;
+    const float* xr = x + r * ld;
+    float* o = out + r * ld;
     // Columns this row sees; the rest are exactly 0 (a -inf score).
     size_t n = causal ? std::min(c, (r % lq) + (c - std::min(c, lq)) + 1) : c;
     float m = -INFINITY;
@@ -117,9 +118,8 @@ void layer_norm(const float* x, const float* w, const float* b, float eps, float
   parallel_for(rows, grain_rows(c), [&](size_t a, size_t e) { layer_norm_rows(x, w, b, eps, out, a, e, c); });
 }
 
-void softmax(const float* x, float scale, bool causal, size_t lq, float* out, size_t rows, size_t c) {
-  size_t l = std::max<size_t>(lq, 1);
-  parallel_for(rows, grain_rows(c), [&](size_t a, size_t b) { softmax_rows(x, scale, causal, l, out, a, b, c); });
+void softmax_block(float* x, size_t ld, float scale, bool causal, size_t rows, size_t c) {
+  softmax_rows(x, ld, scale, causal, std::max<size_t>(rows, 1), x, 0, rows, c);
 }
 
 // The clone the ifunc resolvers pick follows the CPU's x86-64 level (kernels.h).

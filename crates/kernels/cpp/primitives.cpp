@@ -26,20 +26,21 @@ namespace mx = mlx::core;
 namespace mck {
 namespace {
 
-enum class Op { Epilogue, LayerNorm, Softmax, Depthwise, ConvSmall, Linear, Mlp };
+enum class Op { Epilogue, LayerNorm, Depthwise, ConvSmall, Linear, Mlp, Attention };
 
 // Everything an op needs besides its inputs; which fields count depends on the op.
 struct Params {
   Op op;
   int act = kNone;
-  float f = 0.0f;  // eps (LayerNorm), scale (Softmax)
+  float f = 0.0f;  // eps (LayerNorm)
   bool causal = false;
   // epilogue: which optional inputs are present, rows per scale row
   bool has_scale = false, has_bias = false, has_residual = false;
   size_t rows = 0, c = 0, rps = 1, lq = 1;
   // convolutions
   size_t n = 0, h = 0, w = 0, cin = 0, m = 1, cout = 0, k = 0, stride = 1, ho = 0, wo = 0;
-  // linear: rows x k times k x cout; mlp: rows x c, hidden (in `cout`), threads it was sized for
+  // linear: rows x k times k x cout; mlp: rows x c, hidden (in `cout`), threads it was sized for;
+  // attention: n sequences of lq tokens, m heads of k floats
   size_t threads = 1;
 };
 
@@ -49,8 +50,6 @@ const char* op_name(Op op) {
       return "mck_epilogue";
     case Op::LayerNorm:
       return "mck_layer_norm";
-    case Op::Softmax:
-      return "mck_softmax";
     case Op::Depthwise:
       return "mck_depthwise";
     case Op::ConvSmall:
@@ -59,6 +58,8 @@ const char* op_name(Op op) {
       return "mck_linear";
     case Op::Mlp:
       return "mck_mlp";
+    case Op::Attention:
+      return "mck_attention";
   }
   return "mck";
 }
@@ -76,15 +77,18 @@ class Kernel : public mx::UnaryPrimitive {
       in.push_back(a.data<float>());
     }
     enc.set_output_array(out);
-    // Working memory (the MLP's hidden activations) from MLX's allocator, given back when the
-    // task has run: counted in MLX's peak, reused through its buffer cache.
+    // Working memory (the MLP's hidden activations, attention's scores) from MLX's allocator,
+    // given back when the task has run: counted in MLX's peak, reused through its buffer cache.
     Params p = p_;
     mx::allocator::Buffer scratch{nullptr};
-    if (p.op == Op::Mlp) {
+    size_t floats = 0;
+    if (p.op == Op::Mlp || p.op == Op::Attention) {
       p.threads = static_cast<size_t>(threads());
-      scratch = mx::allocator::malloc(mlp_scratch_floats(p.rows, p.c, p.cout, p.threads) * sizeof(float));
+      floats = p.op == Op::Mlp ? mlp_scratch_floats(p.rows, p.c, p.cout, p.threads)
+                               : p.threads * attention_scratch_floats(p.lq, p.k);
+      scratch = mx::allocator::malloc(floats * sizeof(float));
       // (the engine reserved the room before the batch: runtime::reserve)
-      if (!scratch.ptr()) throw std::runtime_error("mobileclip kernels: out of memory for the MLP's activations");
+      if (!scratch.ptr()) throw std::runtime_error(std::string("mobileclip kernels: out of memory for ") + name());
     }
     // Raw pointers, as MLX's own CPU ops capture them: the graph keeps the buffers alive
     // until the stream has run the task.
@@ -114,9 +118,6 @@ class Kernel : public mx::UnaryPrimitive {
       case Op::LayerNorm:
         layer_norm(in[0], in[1], in[2], p.f, o, p.rows, p.c);
         break;
-      case Op::Softmax:
-        softmax(in[0], p.f, p.causal, p.lq, o, p.rows, p.c);
-        break;
       case Op::Depthwise:
         depthwise(in[0], in[1], p.has_bias ? in[2] : nullptr, o, p.n, p.h, p.w, p.cin, p.m, p.k, p.stride, p.ho, p.wo,
                   p.act);
@@ -134,6 +135,9 @@ class Kernel : public mx::UnaryPrimitive {
       }
       case Op::Mlp:
         mlp(in[0], in[1], in[2], in[3], in[4], in[5], o, p.rows, p.c, p.cout, p.threads, scratch);
+        break;
+      case Op::Attention:
+        attention(in[0], o, p.n, p.lq, p.m, p.k, p.causal, p.threads, scratch);
         break;
     }
   }
@@ -258,22 +262,6 @@ int mck_layer_norm(mlx_array* res, mlx_array x, mlx_array w, mlx_array b, float 
   });
 }
 
-// softmax(scale * x) over the last axis; causal masks column j > i + (C - Lq) of each
-// [Lq, C] matrix formed by the last two axes.
-int mck_softmax(mlx_array* res, mlx_array x, float scale, int causal, char* err, size_t errlen) {
-  return guarded(res, err, errlen, [&] {
-    mx::array xv = prep(mlx_array_get_(x), "softmax input");
-    need(xv.ndim() >= 2 && xv.size() > 0, "softmax: input " + shape_str(xv) + " needs >= 2 axes");
-    Params p{Op::Softmax};
-    p.c = dim(xv, -1);
-    p.rows = xv.size() / p.c;
-    p.lq = dim(xv, -2);
-    p.f = scale;
-    p.causal = causal != 0;
-    return build(xv.shape(), p, {xv});
-  });
-}
-
 // Depthwise conv: x [N, H, W, C], w [k, k, C, m], bias [C*m] or absent -> [N, Ho, Wo, C*m].
 int mck_depthwise(mlx_array* res, mlx_array x, mlx_array w, mlx_array bias, int stride, int act, char* err,
                   size_t errlen) {
@@ -388,6 +376,24 @@ int mck_mlp(mlx_array* res, mlx_array y, mlx_array x, mlx_array w1, mlx_array b1
     return build(yv.shape(), p, {yv, xv, w1v, b1v, w2v, b2v});
   });
 }
+
+// Multi-head self-attention: qkv [B, L, 3 W] (q, k, v of `heads` heads of W / heads each)
+// -> [B, L, W], softmax(q k^T / sqrt(W / heads)) v; causal: token i sees tokens 0 ..= i.
+int mck_attention(mlx_array* res, mlx_array qkv, int heads, int causal, char* err, size_t errlen) {
+  return guarded(res, err, errlen, [&] {
+    mx::array xv = prep(mlx_array_get_(qkv), "attention input");
+    need(xv.ndim() == 3 && xv.size() > 0, "attention: input " + shape_str(xv) + " is not a non-empty [B, L, 3 W]");
+    need(heads > 0, "attention: heads must be > 0");
+    const size_t w3 = dim(xv, 2), h = static_cast<size_t>(heads);
+    need(w3 % (3 * h) == 0,
+         "attention: input width " + std::to_string(w3) + " is not 3 x " + std::to_string(heads) + " heads");
+    Params p{Op::Attention};
+    p.n = dim(xv, 0), p.lq = dim(xv, 1), p.m = h, p.k = w3 / (3 * h), p.causal = causal != 0;
+    return build({xv.shape(0), xv.shape(1), static_cast<int>(w3 / 3)}, p, {xv});
+  });
+}
+
+size_t mck_attention_scratch_floats(size_t l, size_t d) { return mck::attention_scratch_floats(l, d); }
 
 size_t mck_mlp_scratch_floats(size_t m, size_t c, size_t hidden, size_t threads) {
   return mck::mlp_scratch_floats(m, c, hidden, threads);

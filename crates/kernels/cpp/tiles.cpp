@@ -13,6 +13,7 @@
 // 128-bit one) with GCC vector types and chosen at run time, like MLAS's kernels.
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -208,6 +209,60 @@ void mlp(const float* y, const float* x, const float* w1, const float* b1, const
     const size_t i = blk * block, rows = std::min(block, m - i);
     v.rows(Gemm{y + i * c, c, w1, b1, nullptr, 0, h, hidden, c, hidden, kGelu}, 0, rows, 0, hidden, ap);
     v.rows(Gemm{h, hidden, w2, b2, x + i * c, c, out + i * c, c, hidden, c, kNone}, 0, rows, 0, c, ap);
+  });
+}
+
+namespace {
+
+// Attention's per-thread working set for one head: scores [l, lp] (lp = l rounded up to 16
+// columns, so the score GEMM runs in whole vectors), k^T packed as a GEMM weight (lp columns),
+// v packed (d columns), and packed A for a sequence long enough to pack it (K >= 512).
+constexpr size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
+struct AttnLayout {
+  size_t lp, scores, kt, v, ap;
+  AttnLayout(size_t l, size_t d)
+      : lp(round_up(l, 16)),
+        scores(l * lp),
+        kt(round_up(lp, kPanel) * d),
+        v(round_up(d, kPanel) * l),
+        ap(variant().pack_floats(l, std::max(l, d))) {}
+  size_t total() const { return scores + kt + v + ap; }
+};
+
+}  // namespace
+
+size_t attention_scratch_floats(size_t l, size_t d) { return AttnLayout(l, d).total(); }
+
+void attention(const float* qkv, float* out, size_t b, size_t l, size_t heads, size_t d, bool causal, size_t threads,
+               float* scratch) {
+  const Variant& v = variant();
+  const AttnLayout lay(l, d);
+  const size_t w = heads * d, ld = 3 * w;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  for_items(b * heads, std::max<size_t>(threads, 1), 0, [&](size_t it, size_t slot, float*) {
+    const size_t n = it / heads, h = it % heads;
+    const float* q = qkv + n * l * ld + h * d;
+    const float* k = q + w;
+    const float* val = q + 2 * w;
+    float* s = scratch + slot * lay.total();
+    float* kt = s + lay.scores;
+    float* vp = kt + lay.kt;
+    float* ap = vp + lay.v;
+    // k^T as a packed [d, lp] weight (kernels.h: panel j / kPanel, row p, lane j % kPanel);
+    // the padding columns are 0 and give scores the softmax never reads.
+    for (size_t j = 0; j < lay.lp; ++j) {
+      float* dst = kt + (j / kPanel) * d * kPanel + j % kPanel;
+      if (j < l)
+        for (size_t p = 0; p < d; ++p) dst[p * kPanel] = k[j * ld + p];
+      else
+        for (size_t p = 0; p < d; ++p) dst[p * kPanel] = 0.0f;
+    }
+    // v as a packed [l, d] weight.
+    for (size_t j = 0; j < l; ++j)
+      for (size_t c = 0; c < d; ++c) vp[(c / kPanel) * l * kPanel + j * kPanel + c % kPanel] = val[j * ld + c];
+    v.rows(Gemm{q, ld, kt, nullptr, nullptr, 0, s, lay.lp, d, lay.lp, kNone}, 0, l, 0, lay.lp, ap);
+    softmax_block(s, lay.lp, scale, causal, l, l);
+    v.rows(Gemm{s, lay.lp, vp, nullptr, nullptr, 0, out + n * l * w + h * d, w, l, d, kNone}, 0, l, 0, d, ap);
   });
 }
 

@@ -49,7 +49,7 @@ extern "C" {
         errlen: usize,
     ) -> c_int;
     fn mck_layer_norm(res: *mut mlx_array, x: mlx_array, w: mlx_array, b: mlx_array, eps: f32, err: *mut c_char, errlen: usize) -> c_int;
-    fn mck_softmax(res: *mut mlx_array, x: mlx_array, scale: f32, causal: c_int, err: *mut c_char, errlen: usize) -> c_int;
+    fn mck_attention(res: *mut mlx_array, qkv: mlx_array, heads: c_int, causal: c_int, err: *mut c_char, errlen: usize) -> c_int;
     fn mck_depthwise(
         res: *mut mlx_array,
         x: mlx_array,
@@ -103,6 +103,7 @@ extern "C" {
         errlen: usize,
     ) -> c_int;
     fn mck_mlp_scratch_floats(m: usize, c: usize, hidden: usize, threads: usize) -> usize;
+    fn mck_attention_scratch_floats(l: usize, d: usize) -> usize;
     fn mck_set_threads(n: c_int);
     fn mck_threads() -> c_int;
     fn mck_isa() -> *const c_char;
@@ -149,11 +150,21 @@ pub fn layer_norm(x: &Array, w: &Array, b: &Array, eps: f32) -> Result<Array> {
     call(|r, e, n| unsafe { mck_layer_norm(r, x.as_ptr(), w.as_ptr(), b.as_ptr(), eps, e, n) })
 }
 
-/// softmax(scale * x) over the last axis; `causal` zeroes column j > i of each matrix of the
-/// last two axes (rows aligned at the end when there are more columns than rows).
-pub fn softmax(x: &Array, scale: f32, causal: bool) -> Result<Array> {
+/// Multi-head self-attention from the stacked projections: `qkv` [B, L, 3 W] (q, k, v, each
+/// `heads` heads of W / heads) -> [B, L, W], softmax(q k^T / sqrt(W / heads)) v per head;
+/// `causal`: token i sees tokens 0 ..= i. One kernel: q, k, v are read where the projection
+/// wrote them and every head's output lands in its columns (no split or merge copies).
+pub fn attention(qkv: &Array, heads: usize, causal: bool) -> Result<Array> {
+    let heads = c_int::try_from(heads).map_err(|_| KernelError(format!("attention: {heads} heads")))?;
     // SAFETY: as in `epilogue`.
-    call(|r, e, n| unsafe { mck_softmax(r, x.as_ptr(), scale, causal as c_int, e, n) })
+    call(|r, e, n| unsafe { mck_attention(r, qkv.as_ptr(), heads, causal as c_int, e, n) })
+}
+
+/// Floats of working memory [`attention`] takes from MLX's allocator per thread, for
+/// sequences of `l` tokens and heads of `d` (for memory bounds).
+pub fn attention_scratch_floats(l: usize, d: usize) -> usize {
+    // SAFETY: plain value call.
+    unsafe { mck_attention_scratch_floats(l, d) }
 }
 
 /// Depthwise k x k conv, NHWC, zero padding k / 2: `x` [N, H, W, C], `w` [k, k, C, m]

@@ -105,23 +105,44 @@ fn layer_norm_matches_mlx() {
 fn attention_matches_mlx_sdpa() {
     init();
     for (i, &(b, h, l, d, causal)) in
-        [(1, 8, 77, 64, true), (16, 8, 77, 64, true), (2, 12, 197, 64, false), (3, 2, 64, 32, false), (1, 1, 5, 3, true)].iter().enumerate()
+        // text (77 tokens, causal), ViT-B (197) and L-14 (257: two K blocks in p v), FastViT's
+        // heads of 32, a tiny odd head, a sequence long enough to pack A (>= 512)
+        [
+            (1, 8, 77, 64, true),
+            (16, 8, 77, 64, true),
+            (2, 12, 197, 64, false),
+            (1, 16, 257, 64, false),
+            (3, 2, 64, 32, false),
+            (1, 1, 5, 3, true),
+            (1, 2, 600, 32, true),
+        ]
+        .iter()
+        .enumerate()
     {
-        let s = 400 + 10 * i as u64;
-        let q = rand(&[b, h, l, d], s, 2.0);
-        let k = rand(&[b, h, l, d], s + 1, 2.0);
-        let v = rand(&[b, h, l, d], s + 2, 1.0);
-        let got = attention(&q, &k, &v, causal).unwrap();
-        let want = reference::attention(&q, &k, &v, causal).unwrap();
+        let qkv = rand(&[b, l, 3 * h * d], 400 + 10 * i as u64, 2.0);
+        let got = multi_head_attention(&qkv, h, causal).unwrap();
+        let want = reference::multi_head_attention(&qkv, h, causal).unwrap();
         let dd = max_rel_diff(&got, &want);
         assert!(dd < 2e-6, "case {i}: {dd}");
     }
-    // softmax alone: a NaN poisons its row only; -inf scores give 0
-    let x = arr(&[1.0, f32::NAN, 0.0, 2.0, f32::NEG_INFINITY, 1.0], &[1, 2, 3]);
-    let got = vals(&mobileclip_kernels::softmax(&x, 1.0, false).unwrap());
-    let want = vals(&mlx_rs::ops::softmax_axis(&x, -1, None).unwrap());
-    for (g, w) in got.iter().zip(&want) {
-        assert!(g.is_nan() == w.is_nan() && (g.is_nan() || (g - w).abs() < 1e-6), "kernel {got:?} mlx {want:?}");
+    // A NaN in a key poisons every query's row of its head (all NaN, as MLX's softmax); an
+    // infinite key gives NaN or a one-hot row as MLX's does; other heads stay finite.
+    let (l, h, d) = (6usize, 2i32, 16usize);
+    for (pos, bad) in [(3usize, f32::NAN), (2, f32::INFINITY), (4, f32::NEG_INFINITY)] {
+        let mut v = vals(&rand(&[1, l as i32, 3 * h * d as i32], 470, 1.0));
+        let w = h as usize * d;
+        v[pos * 3 * w + w + 5] = bad; // token `pos`, k of head 0
+        let qkv = arr(&v, &[1, l as i32, 3 * h * d as i32]);
+        for causal in [false, true] {
+            let got = vals(&multi_head_attention(&qkv, h, causal).unwrap());
+            let want = vals(&reference::multi_head_attention(&qkv, h, causal).unwrap());
+            for (j, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    g.is_nan() == w.is_nan() && (g.is_nan() || (g - w).abs() < 1e-5),
+                    "{bad} at {pos}, causal {causal}, element {j}: kernel {g}, mlx {w}"
+                );
+            }
+        }
     }
 }
 
@@ -315,9 +336,14 @@ fn bad_arguments_are_errors_not_aborts() {
     assert!(mobileclip_kernels::mlp(&m, &m, &w2, &b1, &w2, &b2).is_err());
     assert!(mobileclip_kernels::mlp(&m, &m, &w1, &b2, &w2, &b2).is_err());
     assert!(mobileclip_kernels::mlp(&m, &m, &w1, &b1, &w1, &b2).is_err());
-    let ints = Array::from_slice(&[1i32, 2, 3], &[1, 3]);
-    let e = mobileclip_kernels::softmax(&ints, 1.0, false).unwrap_err();
+    let ints = Array::from_slice(&[1i32, 2, 3, 4, 5, 6], &[1, 1, 6]);
+    let e = mobileclip_kernels::attention(&ints, 1, false).unwrap_err();
     assert!(e.0.contains("float32"), "{e}");
+    let qkv = rand(&[2, 3, 12], 1, 1.0);
+    assert!(mobileclip_kernels::attention(&qkv, 2, false).is_ok());
+    assert!(mobileclip_kernels::attention(&qkv, 3, false).is_err()); // width 12 is not 3 x 3 heads x d
+    assert!(mobileclip_kernels::attention(&qkv, 0, false).is_err());
+    assert!(mobileclip_kernels::attention(&rand(&[6, 12], 1, 1.0), 2, false).is_err());
 }
 
 #[test]
