@@ -17,8 +17,8 @@ pub fn multi_head_attention(qkv: &Array, heads: i32, causal: bool) -> Result<Arr
 ///   MLX (the BLAS GEMM takes the transpose flag), so the file's tensor is used uncopied;
 /// - packed: `w` is the kernel layer's packed form ([`kernels::pack_out_in`]: made once by the
 ///   loader, kept so by the weights cache), which its fused GEMM reads: bias, GELU and residual
-///   are applied before C is stored (FastViT's 1x1 convs, small K and many rows, where that
-///   beats BLAS plus a separate epilogue pass).
+///   are applied before C is stored (FastViT's 1x1 convs, the text and ViT towers: there it
+///   matches or beats BLAS plus a separate epilogue pass; BENCHMARKS.md).
 pub struct Linear {
     w: Array,
     bias: Option<Array>,

@@ -290,7 +290,10 @@ impl Vit {
         }
 
         let ln = |name: &str| -> Result<Norm> { Ok(Norm::layer(a(&format!("{name}.weight"))?, a(&format!("{name}.bias"))?, spec.ln_eps)) };
-        let lin = |name: &str| -> Result<Linear> { Linear::from_torch(a(&format!("{name}.weight"))?, Some(a(&format!("{name}.bias"))?)) };
+        let lin = |name: &str| -> Result<Linear> {
+            let w = key(&format!("{name}.weight"));
+            Linear::packed_from(p, &w, inv.shape(&w)?, &key(&format!("{name}.bias")))
+        };
         let mut blocks = Vec::with_capacity(spec.depth);
         for i in 0..spec.depth {
             let b = |name: &str| format!("blocks.{i}.{name}");

@@ -69,6 +69,8 @@ MCK_ALWAYS void tile(const GemmArgs& q, const float* a, size_t i, size_t j, size
     for (int r = 0; r < R; ++r) acc[r][v] = first ? init : loadv(c + r * q.ldc + v * W);
   }
   const float* b = q.b + (j / kPanel) * q.k * kPanel + k0 * kPanel + j % kPanel;
+  // (unrolled by 4: 2% on the large GEMMs)
+#pragma GCC unroll 4
   for (size_t p = 0; p < kc; ++p) {
     V bv[NV];
 #pragma GCC unroll 16
@@ -164,12 +166,14 @@ void pack_a(const GemmArgs& q, size_t i0, size_t i1, float* ap) {
 }
 
 // Rows [i0, i1) x columns [j0, j1) of C (j0 a multiple of kPanel); `ap` holds
-// pack_floats(i1 - i0, K) floats. K blocks outermost within a column group (C holds the
-// partial sums between them), then B panels, then the row tiles sharing a panel.
-void rows(const GemmArgs& q, size_t i0, size_t i1, size_t j0, size_t j1, float* ap) {
+// pack_floats(i1 - i0, K) floats, already the packed rows unless `pack` (a thread doing
+// several column groups of one row block packs once). K blocks outermost within a column
+// group (C holds the partial sums between them), then B panels, then the row tiles sharing
+// a panel.
+void rows(const GemmArgs& q, size_t i0, size_t i1, size_t j0, size_t j1, float* ap, bool pack) {
   const GeluCoeffs g = kGeluCoeffs;
   const bool pk = q.k >= PACK_A_FROM;
-  if (pk) pack_a(q, i0, i1, ap);
+  if (pk && pack) pack_a(q, i0, i1, ap);
   const size_t padded = padded_rows(i1 - i0);
   for (size_t g0 = j0; g0 < j1; g0 += pk ? GROUP : j1 - j0) {
     const size_t g1 = pk && j1 - g0 > GROUP ? g0 + GROUP : j1;

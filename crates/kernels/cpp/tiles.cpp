@@ -92,7 +92,7 @@ namespace {
 using Gemm = GemmArgs;
 
 struct Variant {
-  void (*rows)(const Gemm&, size_t, size_t, size_t, size_t, float*);
+  void (*rows)(const Gemm&, size_t, size_t, size_t, size_t, float*, bool);
   size_t mr;
   size_t (*pack_floats)(size_t, size_t);
   bool (*dw_rows)(const DwArgs&, size_t, size_t, size_t);
@@ -140,28 +140,47 @@ size_t block_rows(size_t k, size_t n, size_t mr) {
   return r / mr * mr;
 }
 
+// Rows per block of one GEMM. With a long K (packed A, columns in groups: rows()) only one K
+// block of the rows' A and their C of one column group are worked on at a time, so blocks
+// can be taller than block_rows: every block streams all of B (a ViT's 7-9 MB per layer from
+// memory), so fewer blocks means less traffic (ViT-B at batch 1: 197 rows in one block).
+size_t gemm_block_rows(size_t k, size_t n, size_t mr) {
+  if (!variant().pack_floats(1, k)) return block_rows(k, n, mr);
+  size_t per_row = (256 + std::min<size_t>(n, 16 * kPanel)) * sizeof(float);
+  size_t r = std::clamp<size_t>((1024 * 1024) / per_row, 8 * mr, 512);
+  return r / mr * mr;
+}
+
 // One GEMM split over the pool: row blocks, and when there are too few of them to keep every
 // thread busy (a batch of one through a late stage: 16-64 rows), column groups of whole
-// panels as well.
+// panels as well. The row tiles are dealt evenly to a multiple of `threads` blocks (blocks of
+// 336 rows over 3152 left one thread a block short at the end: 10% of ViT-B's GEMM time at
+// 2 threads).
 void gemm(const Gemm& q, size_t m) {
   const Variant& v = variant();
-  const size_t block = block_rows(q.k, q.n, v.mr);
-  const size_t row_blocks = (m + block - 1) / block;
-  const size_t panels = (q.n + kPanel - 1) / kPanel;
-  const size_t want = 4 * static_cast<size_t>(threads());
-  // Small problems stay whole (a chunk should outweigh waking a thread: ~256K multiply-adds).
+  const size_t t_max = static_cast<size_t>(threads());
+  // Small problems stay on one thread (waking one costs more than ~256K multiply-adds).
   const size_t work = m * q.k * q.n;
+  const size_t t = work < (size_t{1} << 18) ? 1 : t_max;
+  const size_t tiles = (m + v.mr - 1) / v.mr;
+  const size_t block = gemm_block_rows(q.k, q.n, v.mr);
+  size_t row_blocks = (m + block - 1) / block;
+  if (row_blocks > 1) row_blocks = std::min(tiles, (row_blocks + t - 1) / t * t);
+  const size_t per_block = tiles / row_blocks, extra = tiles % row_blocks;
+  const auto row_start = [&](size_t b) { return std::min(m, v.mr * (b * per_block + std::min(b, extra))); };
+  const size_t panels = (q.n + kPanel - 1) / kPanel;
+  const size_t want = 4 * t_max;
   size_t groups = row_blocks >= want ? 1 : std::min(panels, (want + row_blocks - 1) / row_blocks);
   groups = std::max<size_t>(1, std::min(groups, work / (size_t{1} << 18)));
   const size_t per_group = (panels + groups - 1) / groups;
   groups = (panels + per_group - 1) / per_group;
-  const size_t items = row_blocks * groups;
-  // Small problems stay on one thread (waking one costs more than ~256K multiply-adds).
-  const size_t t = work < (size_t{1} << 18) ? 1 : static_cast<size_t>(threads());
-  for_items(items, t, v.pack_floats(std::min(block, m), q.k), [&](size_t it, size_t, float* ap) {
+  // The row block whose A each thread's scratch holds packed.
+  std::vector<size_t> packed(t, SIZE_MAX);
+  for_items(row_blocks * groups, t, v.pack_floats(per_block * v.mr + v.mr, q.k), [&](size_t it, size_t slot, float* ap) {
     const size_t rb = it / groups, cg = it % groups;
-    const size_t i0 = rb * block, j0 = cg * per_group * kPanel;
-    v.rows(q, i0, std::min(i0 + block, m), j0, std::min(j0 + per_group * kPanel, q.n), ap);
+    const size_t j0 = cg * per_group * kPanel;
+    v.rows(q, row_start(rb), row_start(rb + 1), j0, std::min(j0 + per_group * kPanel, q.n), ap, packed[slot] != rb);
+    packed[slot] = rb;
   });
 }
 
@@ -207,8 +226,8 @@ void mlp(const float* y, const float* x, const float* w1, const float* b1, const
   for_items((m + block - 1) / block, t, v.pack_floats(block, std::max(c, hidden)), [&](size_t blk, size_t slot, float* ap) {
     float* h = scratch + slot * block * hidden;
     const size_t i = blk * block, rows = std::min(block, m - i);
-    v.rows(Gemm{y + i * c, c, w1, b1, nullptr, 0, h, hidden, c, hidden, kGelu}, 0, rows, 0, hidden, ap);
-    v.rows(Gemm{h, hidden, w2, b2, x + i * c, c, out + i * c, c, hidden, c, kNone}, 0, rows, 0, c, ap);
+    v.rows(Gemm{y + i * c, c, w1, b1, nullptr, 0, h, hidden, c, hidden, kGelu}, 0, rows, 0, hidden, ap, true);
+    v.rows(Gemm{h, hidden, w2, b2, x + i * c, c, out + i * c, c, hidden, c, kNone}, 0, rows, 0, c, ap, true);
   });
 }
 
@@ -260,9 +279,9 @@ void attention(const float* qkv, float* out, size_t b, size_t l, size_t heads, s
     // v as a packed [l, d] weight.
     for (size_t j = 0; j < l; ++j)
       for (size_t c = 0; c < d; ++c) vp[(c / kPanel) * l * kPanel + j * kPanel + c % kPanel] = val[j * ld + c];
-    v.rows(Gemm{q, ld, kt, nullptr, nullptr, 0, s, lay.lp, d, lay.lp, kNone}, 0, l, 0, lay.lp, ap);
+    v.rows(Gemm{q, ld, kt, nullptr, nullptr, 0, s, lay.lp, d, lay.lp, kNone}, 0, l, 0, lay.lp, ap, true);
     softmax_block(s, lay.lp, scale, causal, l, l);
-    v.rows(Gemm{s, lay.lp, vp, nullptr, nullptr, 0, out + n * l * w + h * d, w, l, d, kNone}, 0, l, 0, d, ap);
+    v.rows(Gemm{s, lay.lp, vp, nullptr, nullptr, 0, out + n * l * w + h * d, w, l, d, kNone}, 0, l, 0, d, ap, true);
   });
 }
 

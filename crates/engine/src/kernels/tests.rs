@@ -233,11 +233,21 @@ fn plain_linear(x: &Array, w_out_in: &Array, b: Option<&Array>, r: Option<&Array
 fn linear_matches_mlx_matmul_and_epilogue() {
     init();
     // (rows, K, N): FastViT's 1x1 convs, K blocks (> 256), and tails in every direction
-    // (rows not a multiple of the tile height, N not a multiple of the vector width or panel).
-    for (i, &(rows, k, n)) in
-        [(1, 1, 1), (7, 33, 17), (13, 64, 192), (300, 256, 48), (25, 300, 40), (50, 1536, 512), (1232, 512, 2048), (5, 3, 100)]
-            .iter()
-            .enumerate()
+    // (rows not a multiple of the tile height, N not a multiple of the vector width or panel),
+    // row blocks dealt unevenly with a packed A (1232 x 512, 1001 x 600).
+    for (i, &(rows, k, n)) in [
+        (1, 1, 1),
+        (7, 33, 17),
+        (13, 64, 192),
+        (300, 256, 48),
+        (25, 300, 40),
+        (50, 1536, 512),
+        (1232, 512, 2048),
+        (1001, 600, 100),
+        (5, 3, 100),
+    ]
+    .iter()
+    .enumerate()
     {
         let seed = 900 + 10 * i as u64;
         let x = rand(&[rows, k], seed, 2.0);
