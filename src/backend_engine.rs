@@ -187,9 +187,10 @@ pub fn after_call(l: &Loaded) {
 }
 
 /// MLX keeps freed activation buffers for reuse (up to runtime::DEFAULT_CACHE_LIMIT): fast for
-/// the many calls of one statement, but an idle backend should not hold them. Released when
-/// the transaction ends (commit or abort), with glibc's free pages, so idle backends cost
-/// little beyond the shared weights.
+/// the many calls of one statement, but an idle backend should not hold a big batch's worth.
+/// When the transaction ends (commit or abort) a cache larger than `mobileclip.idle_cache_size`
+/// is released, with glibc's free pages, so idle backends cost little beyond the shared
+/// weights; a smaller one (a batch of one) is kept for the next call.
 fn release_at_transaction_end() {
     thread_local! {
         static ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -200,7 +201,7 @@ fn release_at_transaction_end() {
     for event in [pgrx::PgXactCallbackEvent::Commit, pgrx::PgXactCallbackEvent::Abort] {
         pgrx::register_xact_callback(event, || {
             ARMED.with(|a| a.set(false));
-            runtime::release_memory();
+            runtime::release_memory_above(guc::idle_cache_bytes());
         });
     }
 }

@@ -117,3 +117,16 @@ SELECT try_load();
 RESET mobileclip.model_path;
 SELECT vector_dims(clip_embed_image(bytes)) AS works_again, pg_backend_pid() = :pid AS same_backend
 FROM img WHERE name = 'png_rgb.png';
+
+-- MLX's buffer cache when a transaction ends: a batch of one's buffers are kept (up to
+-- mobileclip.idle_cache_size, default 64MB), so the next call reuses them instead of faulting
+-- fresh memory in; a cache above the setting is given back, all of it at 0.
+SELECT vector_dims(clip_embed_image(bytes)) AS dims FROM img WHERE name = 'jpeg_420.jpg';
+SELECT (clip_runtime_info()->'memory'->>'cache_bytes')::bigint > 1000000 AS kept_between_transactions;
+SET mobileclip.idle_cache_size = '1MB';
+SELECT vector_dims(clip_embed_image(bytes)) AS dims FROM img WHERE name = 'jpeg_420.jpg';
+SELECT (clip_runtime_info()->'memory'->>'cache_bytes')::bigint AS cache_above_the_setting_released;
+SET mobileclip.idle_cache_size = 0;
+SELECT vector_dims(clip_embed_image(bytes)) AS dims FROM img WHERE name = 'jpeg_420.jpg';
+SELECT (clip_runtime_info()->'memory'->>'cache_bytes')::bigint AS cache_at_zero;
+RESET mobileclip.idle_cache_size;
