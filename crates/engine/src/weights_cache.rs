@@ -35,7 +35,7 @@ use crate::error::{EngineError, Result};
 use crate::kernels;
 
 /// Bump when a tower's loader changes the order or form of the arrays it asks for.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 const FORMAT: &str = "mobileclip-weights-cache";
 const ENGINE_VERSION: &str = env!("CARGO_PKG_VERSION");
 const ALIGN: usize = 64;

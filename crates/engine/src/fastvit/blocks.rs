@@ -259,12 +259,12 @@ impl Block {
                         Ok((wf, f32s(&bias)))
                     })
                 };
-                let qw = p.one(&[3 * dim, dim], || Ok(arr(&folded()?.0, &[3 * dim, dim])))?;
+                let qw = p.packed(3 * dim, dim, || Ok(folded()?.0.clone()))?;
                 let qb = p.one(&[3 * dim], || Ok(arr(&folded()?.1, &[3 * dim])))?;
-                (Linear::from_torch(qw, Some(qb))?, None)
+                (Linear::packed(qw, 3 * dim, Some(qb)), None)
             }
             AttnNorm::LayerNorm => (
-                Linear::from_torch(p.one(&[3 * dim, dim], || Ok(arr(&plan.vec(w, &qkv_key)?, &[3 * dim, dim])))?, None)?,
+                Linear::packed(p.packed(3 * dim, dim, || plan.vec(w, &qkv_key))?, 3 * dim, None),
                 Some(Norm::layer(
                     p.one(&[dim], || Ok(arr(&plan.vec(w, &format!("{b}.norm.weight"))?, &[dim])))?,
                     p.one(&[dim], || Ok(arr(&plan.vec(w, &format!("{b}.norm.bias"))?, &[dim])))?,
