@@ -8,7 +8,6 @@ use mlx_rs::Array;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::nn;
 
 /// One benchmark case: what it computes, with the same description the numpy side reads.
 #[derive(Clone, Debug, Serialize)]
@@ -114,7 +113,7 @@ pub fn run(case: &Case, runs: usize) -> Result<Timing> {
         }
         Case::Attention { b, heads, l, d } => {
             let qkv = arr(&[b, l, 3 * heads * d], 7);
-            Box::new(move || nn::multi_head_attention(&qkv, heads as i32, false))
+            Box::new(move || crate::kernels::multi_head_attention(&qkv, heads as i32, false))
         }
     };
     op()?.eval()?;

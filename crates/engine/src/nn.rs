@@ -6,12 +6,6 @@ use crate::error::Result;
 use crate::kernels::{self, Act};
 use crate::params::Params;
 
-/// Multi-head self-attention from stacked projections: `qkv` [B, L, 3 W] (q, k, v each
-/// `heads` x W / heads) -> [B, L, W] (one kernel on CPU: kernels::multi_head_attention).
-pub fn multi_head_attention(qkv: &Array, heads: i32, causal: bool) -> Result<Array> {
-    kernels::multi_head_attention(qkv, heads, causal)
-}
-
 /// A linear layer `x @ w + b`, in one of two weight layouts:
 /// - from PyTorch's [out, in] as it is: `w` is its transposed view, which costs nothing in
 ///   MLX (the BLAS GEMM takes the transpose flag), so the file's tensor is used uncopied;
@@ -77,7 +71,7 @@ pub struct EncoderBlock {
 impl EncoderBlock {
     /// `x`: [B, L, W] -> [B, L, W], with `heads` heads of W / heads.
     pub fn forward(&self, x: &Array, heads: i32, causal: bool) -> Result<Array> {
-        let att = multi_head_attention(&self.qkv.forward(&self.norm1.forward(x)?)?, heads, causal)?;
+        let att = kernels::multi_head_attention(&self.qkv.forward(&self.norm1.forward(x)?)?, heads, causal)?;
         let x = self.proj.forward_with(&att, Act::None, Some(x))?;
         let y = self.fc1.forward_with(&self.norm2.forward(&x)?, Act::Gelu, None)?;
         self.fc2.forward_with(&y, Act::None, Some(&x))
@@ -89,7 +83,7 @@ impl EncoderBlock {
     pub fn forward_rows(&self, x: &Array, heads: i32, causal: bool, rows: &Array) -> Result<Array> {
         let s = x.shape();
         let (b, l, w) = (s[0], s[1], s[2]);
-        let att = multi_head_attention(&self.qkv.forward(&self.norm1.forward(x)?)?, heads, causal)?;
+        let att = kernels::multi_head_attention(&self.qkv.forward(&self.norm1.forward(x)?)?, heads, causal)?;
         let pick = |a: &Array| -> Result<Array> { Ok(a.reshape(&[b * l, w])?.take_axis(rows, 0)?) };
         let x = self.proj.forward_with(&pick(&att)?, Act::None, Some(&pick(x)?))?;
         let y = self.fc1.forward_with(&self.norm2.forward(&x)?, Act::Gelu, None)?;

@@ -77,13 +77,12 @@ void layer_norm_rows(const float* x, const float* w, const float* b, float eps, 
 }
 
 MCK_CLONES
-void softmax_rows(const float* x, size_t ld, float scale, bool causal, size_t lq, float* out, size_t r0, size_t r1,
-                  size_t c) {
-  for (size_t r = r0; r < r1; ++r) {
+void softmax_rows(float* x, size_t ld, float scale, bool causal, size_t rows, size_t c) {
+  for (size_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ld;
-    float* o = out + r * ld;
+    float* o = x + r * ld;
     // Columns this row sees; the rest are exactly 0 (a -inf score).
-    size_t n = causal ? std::min(c, (r % lq) + (c - std::min(c, lq)) + 1) : c;
+    size_t n = causal ? std::min(c, r + (c - std::min(c, rows)) + 1) : c;
     // Reductions over 16 lanes (a strict-order float reduction does not vectorize); the
     // exponentials are stored first and summed in a second pass over the row, in L1. The max
     // skips NaNs, but a NaN score gives a NaN exponential, so the sum and then the whole row
@@ -129,7 +128,7 @@ void layer_norm(const float* x, const float* w, const float* b, float eps, float
 }
 
 void softmax_block(float* x, size_t ld, float scale, bool causal, size_t rows, size_t c) {
-  softmax_rows(x, ld, scale, causal, std::max<size_t>(rows, 1), x, 0, rows, c);
+  softmax_rows(x, ld, scale, causal, rows, c);
 }
 
 // The clone the ifunc resolvers pick follows the CPU's x86-64 level (kernels.h).

@@ -16,7 +16,7 @@ use super::spec::{AttnNorm, HEAD_DIM, NORM_EPS};
 use crate::conv;
 use crate::error::{EngineError, Result};
 use crate::kernels::{self, Act};
-use crate::nn::{self, Linear, Norm};
+use crate::nn::{Linear, Norm};
 use crate::params::Params;
 
 fn arr(v: &[f32], shape: &[usize]) -> Array {
@@ -294,7 +294,7 @@ impl Block {
                     Some(norm) => norm.forward(&t)?,
                     None => t,
                 };
-                let att = nn::multi_head_attention(&qkv.forward(&t)?, *heads, false)?;
+                let att = crate::kernels::multi_head_attention(&qkv.forward(&t)?, *heads, false)?;
                 let x = proj.forward_with(&att, Act::None, Some(&x.reshape(&[n, l, c])?))?.reshape(&[n, h, wd, c])?;
                 mlp.residual(&x)
             }
