@@ -170,7 +170,12 @@ void gemm(const Gemm& q, size_t m) {
   const auto row_start = [&](size_t b) { return std::min(m, v.mr * (b * per_block + std::min(b, extra))); };
   const size_t panels = (q.n + kPanel - 1) / kPanel;
   const size_t want = 4 * t_max;
-  size_t groups = row_blocks >= want ? 1 : std::min(panels, (want + row_blocks - 1) / row_blocks);
+  // (a packed A with a block per thread already: column groups would have two threads pack
+  // the same rows)
+  const bool packs = v.pack_floats(1, q.k) != 0;
+  size_t groups = row_blocks >= want || (packs && row_blocks % t == 0 && row_blocks >= t)
+                      ? 1
+                      : std::min(panels, (want + row_blocks - 1) / row_blocks);
   groups = std::max<size_t>(1, std::min(groups, work / (size_t{1} << 18)));
   const size_t per_group = (panels + groups - 1) / groups;
   groups = (panels + per_group - 1) / per_group;
