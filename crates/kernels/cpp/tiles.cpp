@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -140,6 +141,20 @@ size_t block_rows(size_t k, size_t n, size_t mr) {
   return r / mr * mr;
 }
 
+// Rows [0, m) in `blocks` blocks of whole register tiles, dealt evenly (the first `extra`
+// blocks one tile taller).
+struct RowBlocks {
+  size_t m, mr, blocks, per, extra;
+  RowBlocks(size_t m_, size_t mr_, size_t want) : m(m_), mr(mr_) {
+    const size_t tiles = (m + mr - 1) / mr;
+    blocks = std::max<size_t>(1, std::min(want, tiles));
+    per = tiles / blocks;
+    extra = tiles % blocks;
+  }
+  size_t start(size_t b) const { return std::min(m, mr * (b * per + std::min(b, extra))); }
+  size_t max_rows() const { return (per + (extra ? 1 : 0)) * mr; }
+};
+
 // Rows per block of one GEMM. With a long K (packed A, columns in groups: rows()) only one K
 // block of the rows' A and their C of one column group are worked on at a time, so blocks
 // can be taller than block_rows: every block streams all of B (a ViT's 7-9 MB per layer from
@@ -162,12 +177,11 @@ void gemm(const Gemm& q, size_t m) {
   // Small problems stay on one thread (waking one costs more than ~256K multiply-adds).
   const size_t work = m * q.k * q.n;
   const size_t t = work < (size_t{1} << 18) ? 1 : t_max;
-  const size_t tiles = (m + v.mr - 1) / v.mr;
   const size_t block = gemm_block_rows(q.k, q.n, v.mr);
   size_t row_blocks = (m + block - 1) / block;
-  if (row_blocks > 1) row_blocks = std::min(tiles, (row_blocks + t - 1) / t * t);
-  const size_t per_block = tiles / row_blocks, extra = tiles % row_blocks;
-  const auto row_start = [&](size_t b) { return std::min(m, v.mr * (b * per_block + std::min(b, extra))); };
+  if (row_blocks > 1) row_blocks = (row_blocks + t - 1) / t * t;
+  const RowBlocks rb(m, v.mr, row_blocks);
+  row_blocks = rb.blocks;
   const size_t panels = (q.n + kPanel - 1) / kPanel;
   const size_t want = 4 * t_max;
   // (a packed A with a block per thread already: column groups would have two threads pack
@@ -181,11 +195,11 @@ void gemm(const Gemm& q, size_t m) {
   groups = (panels + per_group - 1) / per_group;
   // The row block whose A each thread's scratch holds packed.
   std::vector<size_t> packed(t, SIZE_MAX);
-  for_items(row_blocks * groups, t, v.pack_floats(per_block * v.mr + v.mr, q.k), [&](size_t it, size_t slot, float* ap) {
-    const size_t rb = it / groups, cg = it % groups;
+  for_items(row_blocks * groups, t, v.pack_floats(rb.max_rows(), q.k), [&](size_t it, size_t slot, float* ap) {
+    const size_t b = it / groups, cg = it % groups;
     const size_t j0 = cg * per_group * kPanel;
-    v.rows(q, row_start(rb), row_start(rb + 1), j0, std::min(j0 + per_group * kPanel, q.n), ap, packed[slot] != rb);
-    packed[slot] = rb;
+    v.rows(q, rb.start(b), rb.start(b + 1), j0, std::min(j0 + per_group * kPanel, q.n), ap, packed[slot] != b);
+    packed[slot] = b;
   });
 }
 
@@ -198,29 +212,35 @@ void linear(const float* x, const float* w, const float* bias, const float* resi
 
 namespace {
 
-// How mlp runs m rows with t threads: fused per block of `block` rows (one hidden buffer of
-// block x hidden per thread), or, with too few rows for two blocks per thread (a late stage,
-// a small batch), as two GEMMs through one hidden buffer of m x hidden (block = 0).
-size_t mlp_block(size_t m, size_t c, size_t hidden, size_t t) {
+// How mlp runs m rows with t threads: fused per row block (one hidden buffer of block x
+// hidden per thread; the blocks dealt evenly to a multiple of t, so a batch of one through
+// FastViT's stage 3, 256 rows, is one block per thread), or, with fewer than 8 tiles per
+// block (a late stage at a small batch), as two GEMMs through one hidden buffer of m x hidden
+// (nullopt), whose columns the threads share: each thread's own block would stream all the
+// weights once more. (Blocks of at least two per thread, as before, made S2's stage 3 two
+// GEMMs: the second packed all 256 rows of A in both threads and dealt 5 column groups to 2.)
+std::optional<RowBlocks> mlp_blocks(size_t m, size_t c, size_t hidden, size_t t) {
   const size_t mr = variant().mr;
-  const size_t share = ((m + 2 * t - 1) / (2 * t) + mr - 1) / mr * mr;
-  const size_t block = std::min(block_rows(c, hidden + c, mr), share);
-  return block < 8 * mr ? 0 : block;
+  const size_t rows = block_rows(c, hidden + c, mr);
+  RowBlocks rb(m, mr, ((m + rows - 1) / rows + t - 1) / t * t);
+  if (rb.per < 8) rb = RowBlocks(m, mr, t);
+  if (rb.per < 8) return std::nullopt;
+  return rb;
 }
 
 }  // namespace
 
 size_t mlp_scratch_floats(size_t m, size_t c, size_t hidden, size_t threads) {
   const size_t t = std::max<size_t>(threads, 1);
-  const size_t block = mlp_block(m, c, hidden, t);
-  return (block == 0 ? m : t * block) * hidden;
+  const auto rb = mlp_blocks(m, c, hidden, t);
+  return (rb ? std::min(t, rb->blocks) * rb->max_rows() : m) * hidden;
 }
 
 void mlp(const float* y, const float* x, const float* w1, const float* b1, const float* w2, const float* b2,
          float* out, size_t m, size_t c, size_t hidden, size_t threads, float* scratch) {
   const size_t t = std::max<size_t>(threads, 1);
-  const size_t block = mlp_block(m, c, hidden, t);
-  if (block == 0) {
+  const auto rb = mlp_blocks(m, c, hidden, t);
+  if (!rb) {
     // fc1 and fc2 as two GEMMs, each split over columns as well.
     gemm(Gemm{y, c, w1, b1, nullptr, 0, scratch, hidden, c, hidden, kGelu}, m);
     gemm(Gemm{scratch, hidden, w2, b2, x, c, out, c, hidden, c, kNone}, m);
@@ -228,9 +248,10 @@ void mlp(const float* y, const float* x, const float* w1, const float* b1, const
   }
   // Each running thread takes its own of the t hidden buffers.
   const Variant& v = variant();
-  for_items((m + block - 1) / block, t, v.pack_floats(block, std::max(c, hidden)), [&](size_t blk, size_t slot, float* ap) {
+  const size_t block = rb->max_rows();
+  for_items(rb->blocks, t, v.pack_floats(block, std::max(c, hidden)), [&](size_t blk, size_t slot, float* ap) {
     float* h = scratch + slot * block * hidden;
-    const size_t i = blk * block, rows = std::min(block, m - i);
+    const size_t i = rb->start(blk), rows = rb->start(blk + 1) - i;
     v.rows(Gemm{y + i * c, c, w1, b1, nullptr, 0, h, hidden, c, hidden, kGelu}, 0, rows, 0, hidden, ap, true);
     v.rows(Gemm{h, hidden, w2, b2, x + i * c, c, out + i * c, c, hidden, c, kNone}, 0, rows, 0, c, ap, true);
   });
