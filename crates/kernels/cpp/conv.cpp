@@ -103,28 +103,68 @@ void depthwise_rows(const float* x, const float* wt, const float* bias, float* o
   }
 }
 
+// PX neighbouring output pixels x B output channels [o0, o0 + B) of a dense conv: the
+// accumulators stay in registers over all k*k*cin taps (B = 32: two zmm per pixel), each
+// weight vector loaded once for the PX pixels. Pixels left of ox + PX past the row end are
+// not computed (np < PX).
+template <size_t B, size_t PX>
+static inline void conv_block(const float* xi, const float* wt, const float* bias, float* orow, size_t o0, size_t h,
+                              size_t w, size_t cin, size_t cout, size_t k, size_t stride, size_t oy, size_t ox,
+                              size_t np, int act, const GeluCoeffs& g) {
+  float acc[PX][B];
+  for (size_t p = 0; p < PX; ++p)
+    for (size_t i = 0; i < B; ++i) acc[p][i] = bias ? bias[o0 + i] : 0.0f;
+  const long pad = static_cast<long>(k / 2);
+  for (size_t dy = 0; dy < k; ++dy) {
+    const long iy = static_cast<long>(oy * stride + dy) - pad;
+    if (iy < 0 || iy >= static_cast<long>(h)) continue;
+    for (size_t dx = 0; dx < k; ++dx) {
+      const float* wp = wt + (dy * k + dx) * cin * cout + o0;
+      for (size_t c = 0; c < cin; ++c) {
+        const float* wc = wp + c * cout;
+        for (size_t p = 0; p < PX; ++p) {
+          const long ix = static_cast<long>((ox + p) * stride + dx) - pad;
+          // (outside the map: zero padding; past np: not an output)
+          const float xv = p < np && ix >= 0 && ix < static_cast<long>(w)
+                               ? xi[(static_cast<size_t>(iy) * w + static_cast<size_t>(ix)) * cin + c]
+                               : 0.0f;
+          for (size_t i = 0; i < B; ++i) acc[p][i] += xv * wc[i];
+        }
+      }
+    }
+  }
+  for (size_t p = 0; p < np; ++p) store_act(orow + (ox + p) * cout + o0, acc[p], B, act, g);
+}
+
 MCK_CLONES
 void conv_small_rows(const float* x, const float* wt, const float* bias, float* out, size_t h, size_t w, size_t cin,
                      size_t cout, size_t k, size_t stride, size_t ho, size_t wo, int act, size_t q0, size_t q1) {
   const GeluCoeffs g = kGeluCoeffs;
+  constexpr size_t B = 32, PX = 4;
   std::vector<float> accv(cout);
   float* acc = accv.data();
+  const size_t ob = cout / B * B, oh = cout / 16 * 16;  // channels in whole blocks of B, of 16
   for (size_t q = q0; q < q1; ++q) {
     const size_t img = q / ho, oy = q % ho;
     const float* xi = x + img * h * w * cin;
     float* orow = out + q * wo * cout;
-    for (size_t ox = 0; ox < wo; ++ox) {
-      init_acc(acc, bias, cout);
-      for_each_tap(h, w, k, stride, oy, ox, [&](size_t tap, size_t pix) {
-        const float* xp = xi + pix * cin;
-        const float* wp = wt + tap * cin * cout;
-        for (size_t c = 0; c < cin; ++c) {
-          const float xv = xp[c];
-          const float* wc = wp + c * cout;
-          for (size_t o = 0; o < cout; ++o) acc[o] += xv * wc[o];
-        }
-      });
-      store_act(orow + ox * cout, acc, cout, act, g);
+    for (size_t ox = 0; ox < wo; ox += PX) {
+      const size_t np = std::min(PX, wo - ox);
+      for (size_t o0 = 0; o0 < ob; o0 += B)
+        conv_block<B, PX>(xi, wt, bias, orow, o0, h, w, cin, cout, k, stride, oy, ox, np, act, g);
+      if (oh > ob) conv_block<16, PX>(xi, wt, bias, orow, ob, h, w, cin, cout, k, stride, oy, ox, np, act, g);
+      if (oh == cout) continue;
+      // the last channels (cout not a multiple of 16), one pixel at a time
+      for (size_t p = ox; p < ox + np; ++p) {
+        for (size_t o = oh; o < cout; ++o) acc[o] = bias ? bias[o] : 0.0f;
+        for_each_tap(h, w, k, stride, oy, p, [&](size_t tap, size_t pix) {
+          const float* xp = xi + pix * cin;
+          const float* wp = wt + tap * cin * cout;
+          for (size_t c = 0; c < cin; ++c)
+            for (size_t o = oh; o < cout; ++o) acc[o] += xp[c] * wp[c * cout + o];
+        });
+        store_act(orow + p * cout + oh, acc + oh, cout - oh, act, g);
+      }
     }
   }
 }
