@@ -251,37 +251,45 @@ class Psql:
 class Sql:
     """clip_embed_images(bytea[]) / clip_embed_texts(text[]) in a backend that has the model
     loaded, timed inside the server (clock_timestamp() around the call in a PL/pgSQL function;
-    the array argument is built before the clock starts)."""
+    the array argument is built before the clock starts). One backend per batch size, as an
+    application would have (search sessions embed one query at a time, an ETL session
+    batches): a backend's buffer cache stays what its own calls need (mobileclip.idle_cache_size),
+    where one backend alternating b1 and b16 released the b16 buffers at each transaction end and
+    timed the b1 call after it with all its memory faulted in anew."""
 
     def __init__(self, cluster, threads):
-        self.cluster, self.threads, self.s = cluster, threads, None
+        self.cluster, self.threads, self.sessions = cluster, threads, {}
 
     def open(self, model_dir, image_bytes, batches):
         self.close()
-        s = self.s = self.cluster.session()
-        s.q("CREATE EXTENSION IF NOT EXISTS mobileclip CASCADE")
-        s.q("LOAD 'mobileclip'")
-        self.threads_guc = s.q("SELECT count(*) FROM pg_settings WHERE name = 'mobileclip.threads'") == ["1"]
-        if self.threads_guc:
-            # a setting a session may not change (e.g. postmaster-level) keeps its value; recorded below
-            s.q(f"""DO $$ BEGIN PERFORM set_config('mobileclip.threads', '{self.threads}', false);
-                    EXCEPTION WHEN others THEN NULL; END $$""")
-            self.threads_guc = s.q("SELECT current_setting('mobileclip.threads')")[0]
-        s.q(f"SET mobileclip.model_path = '{model_dir}'")
-        s.q(f"SET mobileclip.batch_size = {max(batches)}")
-        s.q("CREATE TEMP TABLE bench_image AS SELECT decode('" + image_bytes.hex() + "', 'hex') AS b")
-        s.q("""CREATE FUNCTION pg_temp.t_images(a bytea[]) RETURNS float8 LANGUAGE plpgsql AS $$
-               DECLARE t timestamptz; r vector[];
-               BEGIN t := clock_timestamp(); r := clip_embed_images(a);
-                     RETURN 1000 * extract(epoch FROM clock_timestamp() - t); END $$""")
-        s.q("""CREATE FUNCTION pg_temp.t_texts(a text[]) RETURNS float8 LANGUAGE plpgsql AS $$
-               DECLARE t timestamptz; r vector[];
-               BEGIN t := clock_timestamp(); r := clip_embed_texts(a);
-                     RETURN 1000 * extract(epoch FROM clock_timestamp() - t); END $$""")
-        t = time.perf_counter()
-        info = json.loads(s.q("SELECT clip_load()")[0])
-        info["client_load_ms"] = (time.perf_counter() - t) * 1e3
-        self.runtime = json.loads(s.q("SELECT clip_runtime_info()")[0])
+        info = None
+        for b in batches:
+            s = self.sessions[b] = self.cluster.session()
+            s.q("CREATE EXTENSION IF NOT EXISTS mobileclip CASCADE")
+            s.q("LOAD 'mobileclip'")
+            self.threads_guc = s.q("SELECT count(*) FROM pg_settings WHERE name = 'mobileclip.threads'") == ["1"]
+            if self.threads_guc:
+                # a setting a session may not change (e.g. postmaster-level) keeps its value; recorded below
+                s.q(f"""DO $$ BEGIN PERFORM set_config('mobileclip.threads', '{self.threads}', false);
+                        EXCEPTION WHEN others THEN NULL; END $$""")
+                self.threads_guc = s.q("SELECT current_setting('mobileclip.threads')")[0]
+            s.q(f"SET mobileclip.model_path = '{model_dir}'")
+            s.q(f"SET mobileclip.batch_size = {max(batches)}")
+            s.q("CREATE TEMP TABLE bench_image AS SELECT decode('" + image_bytes.hex() + "', 'hex') AS b")
+            s.q("""CREATE FUNCTION pg_temp.t_images(a bytea[]) RETURNS float8 LANGUAGE plpgsql AS $$
+                   DECLARE t timestamptz; r vector[];
+                   BEGIN t := clock_timestamp(); r := clip_embed_images(a);
+                         RETURN 1000 * extract(epoch FROM clock_timestamp() - t); END $$""")
+            s.q("""CREATE FUNCTION pg_temp.t_texts(a text[]) RETURNS float8 LANGUAGE plpgsql AS $$
+                   DECLARE t timestamptz; r vector[];
+                   BEGIN t := clock_timestamp(); r := clip_embed_texts(a);
+                         RETURN 1000 * extract(epoch FROM clock_timestamp() - t); END $$""")
+            t = time.perf_counter()
+            loaded = json.loads(s.q("SELECT clip_load()")[0])
+            loaded["client_load_ms"] = (time.perf_counter() - t) * 1e3
+            if info is None:  # the first backend's load (the others find the weights cache warm)
+                info = loaded
+                self.runtime = json.loads(s.q("SELECT clip_runtime_info()")[0])
         return info
 
     def time(self, tower, b):
@@ -290,15 +298,13 @@ class Sql:
         else:
             arr = ",".join("'" + TEXTS[i % len(TEXTS)].replace("'", "''") + "'" for i in range(b))
             sql = f"SELECT pg_temp.t_texts(ARRAY[{arr}]::text[])"
-        return float(self.s.q(sql)[0])
+        return float(self.sessions[b].q(sql)[0])
 
     def close(self):
-        if self.s:
-            self.s.close()
-            self.s = None
+        for s in self.sessions.values():
+            s.close()
+        self.sessions = {}
 
-
-# --- PyTorch and ONNX Runtime ----------------------------------------------------------
 
 def module_signature(module):
     return [(n, type(m).__name__) for n, m in module.named_modules()]
