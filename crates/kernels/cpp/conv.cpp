@@ -105,8 +105,8 @@ void depthwise_rows(const float* x, const float* wt, const float* bias, float* o
 
 // PX neighbouring output pixels x B output channels [o0, o0 + B) of a dense conv: the
 // accumulators stay in registers over all k*k*cin taps (B = 32: two zmm per pixel), each
-// weight vector loaded once for the PX pixels. Pixels left of ox + PX past the row end are
-// not computed (np < PX).
+// weight vector loaded once for the PX pixels. Only the first np pixels are outputs (fewer
+// than PX at a row's end; the others are computed from zeros and dropped).
 template <size_t B, size_t PX>
 static inline void conv_block(const float* xi, const float* wt, const float* bias, float* orow, size_t o0, size_t h,
                               size_t w, size_t cin, size_t cout, size_t k, size_t stride, size_t oy, size_t ox,
