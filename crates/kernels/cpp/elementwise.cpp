@@ -76,8 +76,22 @@ void layer_norm_rows(const float* x, const float* w, const float* b, float eps, 
   }
 }
 
+}  // namespace
+
+void epilogue(const float* y, const float* scale, const float* bias, const float* residual, float* out, size_t rows,
+              size_t c, size_t rows_per_sample, int act) {
+  size_t rps = std::max<size_t>(rows_per_sample, 1);
+  parallel_for(rows, grain_rows(c), [&](size_t a, size_t b) {
+    epilogue_rows(y, scale, bias, residual, out, a, b, c, rps, act);
+  });
+}
+
+void layer_norm(const float* x, const float* w, const float* b, float eps, float* out, size_t rows, size_t c) {
+  parallel_for(rows, grain_rows(c), [&](size_t a, size_t e) { layer_norm_rows(x, w, b, eps, out, a, e, c); });
+}
+
 MCK_CLONES
-void softmax_rows(float* x, size_t ld, float scale, bool causal, size_t rows, size_t c) {
+void softmax_block(float* x, size_t ld, float scale, bool causal, size_t rows, size_t c) {
   for (size_t r = 0; r < rows; ++r) {
     const float* xr = x + r * ld;
     float* o = x + r * ld;
@@ -113,23 +127,6 @@ void softmax_rows(float* x, size_t ld, float scale, bool causal, size_t rows, si
   }
 }
 
-}  // namespace
-
-void epilogue(const float* y, const float* scale, const float* bias, const float* residual, float* out, size_t rows,
-              size_t c, size_t rows_per_sample, int act) {
-  size_t rps = std::max<size_t>(rows_per_sample, 1);
-  parallel_for(rows, grain_rows(c), [&](size_t a, size_t b) {
-    epilogue_rows(y, scale, bias, residual, out, a, b, c, rps, act);
-  });
-}
-
-void layer_norm(const float* x, const float* w, const float* b, float eps, float* out, size_t rows, size_t c) {
-  parallel_for(rows, grain_rows(c), [&](size_t a, size_t e) { layer_norm_rows(x, w, b, eps, out, a, e, c); });
-}
-
-void softmax_block(float* x, size_t ld, float scale, bool causal, size_t rows, size_t c) {
-  softmax_rows(x, ld, scale, causal, rows, c);
-}
 
 // The clone the ifunc resolvers pick follows the CPU's x86-64 level (kernels.h).
 const char* isa() {

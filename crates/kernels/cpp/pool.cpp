@@ -116,7 +116,7 @@ class Pool {
   // took 170).
   void spin(unsigned long seen) {
     const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(kSpinMicros);
-    while (generation_.load(std::memory_order_acquire) == seen && !stopping_.load(std::memory_order_relaxed) &&
+    while (generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed) &&
            std::chrono::steady_clock::now() < until && !on_owner_cpu()) {
 #if defined(__x86_64__) || defined(__i386__)
       __builtin_ia32_pause();
@@ -134,7 +134,6 @@ class Pool {
     {
       std::lock_guard<std::mutex> g(mu_);
       stop_ = true;
-      stopping_.store(true);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
@@ -142,7 +141,6 @@ class Pool {
     {
       std::lock_guard<std::mutex> g(mu_);
       stop_ = false;
-      stopping_.store(false);
       live_ = n;
     }
     // Workers never take the process's signals (in a Postgres backend: SIGINT for cancel,
@@ -164,10 +162,9 @@ class Pool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<unsigned long> generation_{0};  // changed under mu_, polled by spin()
-  std::atomic<bool> stopping_{false};
   std::atomic<int> owner_cpu_{-1};  // where the last loop was started (-1: unknown)
   size_t live_ = 0;
-  bool stop_ = false;
+  std::atomic<bool> stop_{false};  // changed under mu_, polled by spin()
   Job job_;
 };
 

@@ -294,7 +294,7 @@ impl Block {
                     Some(norm) => norm.forward(&t)?,
                     None => t,
                 };
-                let att = crate::kernels::multi_head_attention(&qkv.forward(&t)?, *heads, false)?;
+                let att = kernels::multi_head_attention(&qkv.forward(&t)?, *heads, false)?;
                 let x = proj.forward_with(&att, Act::None, Some(&x.reshape(&[n, l, c])?))?.reshape(&[n, h, wd, c])?;
                 mlp.residual(&x)
             }
