@@ -90,44 +90,6 @@ void layer_norm(const float* x, const float* w, const float* b, float eps, float
   parallel_for(rows, grain_rows(c), [&](size_t a, size_t e) { layer_norm_rows(x, w, b, eps, out, a, e, c); });
 }
 
-MCK_CLONES
-void softmax_block(float* x, size_t ld, float scale, bool causal, size_t rows, size_t c) {
-  for (size_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * ld;
-    float* o = x + r * ld;
-    // Columns this row sees; the rest are exactly 0 (a -inf score).
-    size_t n = causal ? std::min(c, r + (c - std::min(c, rows)) + 1) : c;
-    // Reductions over 16 lanes (a strict-order float reduction does not vectorize); the
-    // exponentials are stored first and summed in a second pass over the row, in L1. The max
-    // skips NaNs, but a NaN score gives a NaN exponential, so the sum and then the whole row
-    // are NaN, as MLX's softmax.
-    float mx[16], acc[16] = {0};
-    for (int l = 0; l < 16; ++l) mx[l] = -INFINITY;
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16)
-      for (int l = 0; l < 16; ++l) {
-        float v = xr[i + l] * scale;
-        mx[l] = v > mx[l] ? v : mx[l];
-      }
-    for (; i < n; ++i) {
-      float v = xr[i] * scale;
-      mx[i % 16] = v > mx[i % 16] ? v : mx[i % 16];
-    }
-    float m = -INFINITY;
-    for (int l = 0; l < 16; ++l) m = mx[l] > m ? mx[l] : m;
-    for (i = 0; i < n; ++i) o[i] = exp1(xr[i] * scale - m);
-    for (i = 0; i + 16 <= n; i += 16)
-      for (int l = 0; l < 16; ++l) acc[l] += o[i + l];
-    for (; i < n; ++i) acc[i % 16] += o[i];
-    float sum = 0;
-    for (int l = 0; l < 16; ++l) sum += acc[l];
-    const float inv = 1.0f / sum;
-    for (size_t i = 0; i < n; ++i) o[i] = o[i] * inv;
-    for (size_t i = n; i < c; ++i) o[i] = 0.0f;
-  }
-}
-
-
 // The clone the ifunc resolvers pick follows the CPU's x86-64 level (kernels.h).
 const char* isa() {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)

@@ -23,11 +23,6 @@ void epilogue(const float* y, const float* scale, const float* bias, const float
 // LayerNorm over rows of width c (biased variance, as torch).
 void layer_norm(const float* x, const float* w, const float* b, float eps, float* out, size_t rows, size_t c);
 
-// softmax(scale * x) in place over the rows of one [rows, c] matrix of row stride ld, on the
-// calling thread (attention's per-head step); causal: row r sees columns 0 ..= r + (c - rows)
-// (the rest are 0). A NaN in a row makes the whole row NaN, as MLX's softmax.
-void softmax_block(float* x, size_t ld, float scale, bool causal, size_t rows, size_t c);
-
 // Multi-head self-attention from the stacked projections: qkv [b, l, 3 * heads * d] (q, k, v
 // of head h at columns h * d, W + h * d, 2 W + h * d) -> out [b, l, W], W = heads * d:
 // softmax(q k^T / sqrt(d)) v per head, read and written in place (no head split or merge),

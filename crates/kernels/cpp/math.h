@@ -61,29 +61,4 @@ static inline float gelu1(float x, const GeluCoeffs& g) {
   return x * phi;
 }
 
-// exp for float32, branch-free (Cephes expf): |rel err| < 2 ulp on [-87.3, 88]; 0 below,
-// +inf above, NaN stays NaN.
-static inline float exp1(float x) {
-  const float hi = 88.0f, lo = -87.3365447504f;
-  float xc = clip_nan(x, lo, hi);  // NaN stays NaN and poisons y below
-  float n = std::floor(xc * 1.44269504088896341f + 0.5f);
-  float r = xc - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  float y = (p * r) * r + r + 1.0f;
-  // n is an integer in [-126, 127] here (NaN only when x is NaN: then y is NaN anyway).
-  int32_t e = (static_cast<int32_t>(n) + 127) << 23;
-  float s;
-  std::memcpy(&s, &e, sizeof s);
-  y = y * s;
-  y = x < lo ? 0.0f : y;
-  y = x > hi ? INFINITY : y;
-  return y;
-}
-
 }  // namespace mck

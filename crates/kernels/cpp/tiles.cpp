@@ -61,6 +61,7 @@ namespace tiles_base {
 typedef float V __attribute__((vector_size(16)));
 constexpr int MR = 4;
 #include "gemm_impl.h"
+#include "attention_impl.h"
 #include "depthwise_impl.h"
 }  // namespace tiles_base
 
@@ -72,6 +73,7 @@ namespace tiles_avx2 {
 typedef float V __attribute__((vector_size(32)));
 constexpr int MR = 6;
 #include "gemm_impl.h"
+#include "attention_impl.h"
 #include "depthwise_impl.h"
 }  // namespace tiles_avx2
 #pragma GCC pop_options
@@ -83,6 +85,7 @@ namespace tiles_avx512 {
 typedef float V __attribute__((vector_size(64)));
 constexpr int MR = 12;
 #include "gemm_impl.h"
+#include "attention_impl.h"
 #include "depthwise_impl.h"
 }  // namespace tiles_avx512
 #pragma GCC pop_options
@@ -97,15 +100,21 @@ struct Variant {
   size_t mr;
   size_t (*pack_floats)(size_t, size_t);
   bool (*dw_rows)(const DwArgs&, size_t, size_t, size_t);
+  void (*pack_transposed)(const float*, size_t, size_t, size_t, size_t, float*);
+  void (*pack_rows)(const float*, size_t, size_t, size_t, float*);
+  void (*softmax_rows)(float*, size_t, float, bool, size_t, size_t);
 };
 
 Variant pick() {
 #ifdef MCK_X86_VARIANTS
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("x86-64-v4")) return {tiles_avx512::rows, tiles_avx512::MR, tiles_avx512::pack_floats, tiles_avx512::dw_rows};
-  if (__builtin_cpu_supports("x86-64-v3")) return {tiles_avx2::rows, tiles_avx2::MR, tiles_avx2::pack_floats, tiles_avx2::dw_rows};
+  if (__builtin_cpu_supports("x86-64-v4")) return {tiles_avx512::rows, tiles_avx512::MR, tiles_avx512::pack_floats, tiles_avx512::dw_rows, tiles_avx512::pack_transposed, tiles_avx512::pack_rows,
+            tiles_avx512::softmax_rows};
+  if (__builtin_cpu_supports("x86-64-v3")) return {tiles_avx2::rows, tiles_avx2::MR, tiles_avx2::pack_floats, tiles_avx2::dw_rows, tiles_avx2::pack_transposed, tiles_avx2::pack_rows,
+            tiles_avx2::softmax_rows};
 #endif
-  return {tiles_base::rows, tiles_base::MR, tiles_base::pack_floats, tiles_base::dw_rows};
+  return {tiles_base::rows, tiles_base::MR, tiles_base::pack_floats, tiles_base::dw_rows, tiles_base::pack_transposed, tiles_base::pack_rows,
+            tiles_base::softmax_rows};
 }
 
 const Variant& variant() {
@@ -293,20 +302,12 @@ void attention(const float* qkv, float* out, size_t b, size_t l, size_t heads, s
     float* kt = s + lay.scores;
     float* vp = kt + lay.kt;
     float* ap = vp + lay.v;
-    // k^T as a packed [d, lp] weight (kernels.h: panel j / kPanel, row p, lane j % kPanel);
-    // the padding columns are 0 and give scores the softmax never reads.
-    for (size_t j = 0; j < lay.lp; ++j) {
-      float* dst = kt + (j / kPanel) * d * kPanel + j % kPanel;
-      if (j < l)
-        for (size_t p = 0; p < d; ++p) dst[p * kPanel] = k[j * ld + p];
-      else
-        for (size_t p = 0; p < d; ++p) dst[p * kPanel] = 0.0f;
-    }
-    // v as a packed [l, d] weight.
-    for (size_t j = 0; j < l; ++j)
-      for (size_t c = 0; c < d; ++c) vp[(c / kPanel) * l * kPanel + j * kPanel + c % kPanel] = val[j * ld + c];
+    // k^T and v as packed GEMM weights; k^T's padding columns are 0 and give scores the
+    // softmax never reads.
+    v.pack_transposed(k, ld, l, d, lay.lp, kt);
+    v.pack_rows(val, ld, l, d, vp);
     v.rows(Gemm{q, ld, kt, nullptr, nullptr, 0, s, lay.lp, d, lay.lp, kNone}, 0, l, 0, lay.lp, ap, true);
-    softmax_block(s, lay.lp, scale, causal, l, l);
+    v.softmax_rows(s, lay.lp, scale, causal, l, l);
     v.rows(Gemm{s, lay.lp, vp, nullptr, nullptr, 0, out + n * l * w + h * d, w, l, d, kNone}, 0, l, 0, d, ap, true);
   });
 }

@@ -105,11 +105,13 @@ fn layer_norm_matches_mlx() {
 fn attention_matches_mlx_sdpa() {
     init();
     for (i, &(b, h, l, d, causal)) in
-        // text (77 tokens, causal), ViT-B (197) and L-14 (257: two K blocks in p v), FastViT's
-        // heads of 32, a tiny odd head, a sequence long enough to pack A (>= 512)
+        // text (77 tokens, causal as B's, and not, as the other towers'), ViT-B (197) and L-14
+        // (257: two K blocks in p v), FastViT's heads of 32, a tiny odd head, a sequence long
+        // enough to pack A (>= 512)
         [
             (1, 8, 77, 64, true),
             (16, 8, 77, 64, true),
+            (2, 12, 77, 64, false),
             (2, 12, 197, 64, false),
             (1, 16, 257, 64, false),
             (3, 2, 64, 32, false),
