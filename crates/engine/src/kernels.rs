@@ -110,8 +110,8 @@ pub fn linear(x: &Array, w: &Array, n: usize, bias: Option<&Array>, residual: Op
     reference::linear(x, w, n, bias, residual, act)
 }
 
-/// `x + (gelu(y w1 + b1) w2 + b2)` (FastViT's ConvMlp after its conv), hidden kept in cache;
-/// `w1`, `w2` packed.
+/// `x + (gelu(y w1 + b1) w2 + b2)` (FastViT's ConvMlp after its conv, a transformer block's
+/// MLP after its norm), hidden kept in cache; `w1`, `w2` packed.
 pub fn mlp(y: &Array, x: &Array, w1: &Array, b1: &Array, w2: &Array, b2: &Array) -> Result<Array> {
     if on_cpu() {
         return mobileclip_kernels::mlp(y, x, w1, b1, w2, b2).map_err(kerr);

@@ -45,6 +45,11 @@ impl Linear {
 
     /// `act(x @ w + b) + residual`: one fused kernel GEMM (packed), or the GEMM in BLAS and
     /// everything after it in one kernel pass.
+    /// The packed weight and the bias, when the layer is packed with a bias.
+    fn packed_parts(&self) -> Option<(&Array, &Array)> {
+        self.packed_n.and(self.bias.as_ref()).map(|b| (&self.w, b))
+    }
+
     pub fn forward_with(&self, x: &Array, act: Act, residual: Option<&Array>) -> Result<Array> {
         if let Some(n) = self.packed_n {
             return kernels::linear(x, &self.w, n, self.bias.as_ref(), residual, act);
@@ -73,8 +78,18 @@ impl EncoderBlock {
     pub fn forward(&self, x: &Array, heads: i32, causal: bool) -> Result<Array> {
         let att = kernels::multi_head_attention(&self.qkv.forward(&self.norm1.forward(x)?)?, heads, causal)?;
         let x = self.proj.forward_with(&att, Act::None, Some(x))?;
-        let y = self.fc1.forward_with(&self.norm2.forward(&x)?, Act::Gelu, None)?;
-        self.fc2.forward_with(&y, Act::None, Some(&x))
+        self.mlp(&x)
+    }
+
+    /// x + fc2(gelu(fc1(norm2 x))): one kernel that keeps the hidden activations in cache
+    /// when both layers are packed, else two GEMMs.
+    fn mlp(&self, x: &Array) -> Result<Array> {
+        let y = self.norm2.forward(x)?;
+        if let (Some((w1, b1)), Some((w2, b2))) = (self.fc1.packed_parts(), self.fc2.packed_parts()) {
+            return kernels::mlp(&y, x, w1, b1, w2, b2);
+        }
+        let h = self.fc1.forward_with(&y, Act::Gelu, None)?;
+        self.fc2.forward_with(&h, Act::None, Some(x))
     }
 
     /// `forward`, then row `rows[i]` of the flattened [B * L, W] output: [rows, W]. Exact and
@@ -86,8 +101,7 @@ impl EncoderBlock {
         let att = kernels::multi_head_attention(&self.qkv.forward(&self.norm1.forward(x)?)?, heads, causal)?;
         let pick = |a: &Array| -> Result<Array> { Ok(a.reshape(&[b * l, w])?.take_axis(rows, 0)?) };
         let x = self.proj.forward_with(&pick(&att)?, Act::None, Some(&pick(x)?))?;
-        let y = self.fc1.forward_with(&self.norm2.forward(&x)?, Act::Gelu, None)?;
-        self.fc2.forward_with(&y, Act::None, Some(&x))
+        self.mlp(&x)
     }
 }
 

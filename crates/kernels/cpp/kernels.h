@@ -51,11 +51,12 @@ constexpr size_t kPanel = 32;
 void linear(const float* x, const float* w, const float* bias, const float* residual, float* out, size_t m, size_t k,
             size_t n, int act);
 
-// out = x + (gelu(y w1 + b1) w2 + b2): FastViT's ConvMlp after its depthwise conv, per block
-// of rows so the hidden activations stay in cache. y, x, out [m, c]; w1 [c, hidden] and w2
-// [hidden, c], packed as for linear; `scratch` holds mlp_scratch_floats(m, c, hidden, threads)
-// floats for the hidden activations (the caller allocates it: MLX's allocator, so MLX's
-// memory accounting and buffer cache see it).
+// out = x + (gelu(y w1 + b1) w2 + b2): FastViT's ConvMlp after its depthwise conv and a
+// transformer block's MLP after its norm, per block of rows so the hidden activations stay
+// in cache. y, x, out [m, c]; w1 [c, hidden] and w2 [hidden, c], packed as for linear;
+// `scratch` holds mlp_scratch_floats(m, c, hidden, threads) floats for the hidden
+// activations (the caller allocates it: MLX's allocator, so MLX's memory accounting and
+// buffer cache see it).
 void mlp(const float* y, const float* x, const float* w1, const float* b1, const float* w2, const float* b2,
          float* out, size_t m, size_t c, size_t hidden, size_t threads, float* scratch);
 size_t mlp_scratch_floats(size_t m, size_t c, size_t hidden, size_t threads);

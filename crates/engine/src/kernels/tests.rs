@@ -283,9 +283,12 @@ fn linear_matches_mlx_matmul_and_epilogue() {
 fn mlp_matches_mlx_ops() {
     init();
     // (rows, C, hidden): FastViT stages (mlp ratio 3 and 4; 256 rows: one fused block per
-    // thread, uneven by a partial tile) and odd sizes.
+    // thread, uneven by a partial tile), a transformer's MLP (packed A in both GEMMs; 400
+    // rows: blocks rounded down to 4 of 8-9 tiles) and odd sizes.
     for (i, &(rows, c, h)) in
-        [(4096, 64, 192), (1024, 128, 384), (256, 384, 1536), (64, 512, 1536), (37, 96, 384), (9, 5, 11)].iter().enumerate()
+        [(4096, 64, 192), (1024, 128, 384), (256, 384, 1536), (64, 512, 1536), (400, 768, 3072), (37, 96, 384), (9, 5, 11)]
+            .iter()
+            .enumerate()
     {
         let seed = 1100 + 10 * i as u64;
         let y = rand(&[rows, c], seed, 2.0);
