@@ -74,6 +74,9 @@ def make(case):
             return s @ v
 
         return attn
+    if op == "linear":
+        x, w, b = arr((case["m"], case["k"]), 10), arr((case["k"], case["n"]), 11), arr((case["n"],), 12)
+        return lambda: x @ w + b
     raise ValueError(f"unknown op {op}")
 
 
