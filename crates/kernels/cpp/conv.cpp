@@ -173,7 +173,7 @@ void conv_small_rows(const float* x, const float* wt, const float* bias, float* 
 
 void depthwise(const float* x, const float* wt, const float* bias, float* out, size_t n, size_t h, size_t w, size_t cin,
                size_t m, size_t k, size_t stride, size_t ho, size_t wo, int act) {
-  if (m == 1 && stride == 1 && depthwise_tiled(x, wt, bias, out, n, h, w, cin, k, act)) return;
+  if (depthwise_tiled(x, wt, bias, out, n, h, w, cin, m, k, stride, ho, wo, act)) return;
   parallel_for(n * ho, grain_out_rows(wo, cin * m, k * k), [&](size_t a, size_t b) {
     depthwise_rows(x, wt, bias, out, h, w, cin, m, k, stride, ho, wo, act, a, b);
   });

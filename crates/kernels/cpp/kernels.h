@@ -61,12 +61,15 @@ void mlp(const float* y, const float* x, const float* w1, const float* b1, const
          float* out, size_t m, size_t c, size_t hidden, size_t threads, float* scratch);
 size_t mlp_scratch_floats(size_t m, size_t c, size_t hidden, size_t threads);
 
-// Depthwise k x k, stride 1, multiplier 1 (x, out [n, h, w, c], wt [k, k, c]) with the
-// register-tiled body (tiles.cpp) for k = 3, 5, 7; false (nothing done) for other k.
+// depthwise() with the register-tiled body (tiles.cpp, depthwise_impl.h) for FastViT's shapes
+// (k 3, 5, 7 at stride 1; k 3, 7 at stride 2; multiplier 1 or 2 with k 3 / 7 as listed in
+// dw_rows); false (nothing done) for others.
 bool depthwise_tiled(const float* x, const float* wt, const float* bias, float* out, size_t n, size_t h, size_t w,
-                     size_t c, size_t k, int act);
+                     size_t c, size_t m, size_t k, size_t stride, size_t ho, size_t wo, int act);
 
 // Which instruction set the clones resolved to on this CPU: "avx512", "avx2" or "baseline".
 const char* isa();
+// Which body the register-tiled kernels (tiles.cpp) run: "avx512", "avx2" or "baseline".
+const char* tiles_isa();
 
 }  // namespace mck

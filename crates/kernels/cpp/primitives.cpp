@@ -401,5 +401,6 @@ size_t mck_mlp_scratch_floats(size_t m, size_t c, size_t hidden, size_t threads)
 void mck_set_threads(int n) { mck::set_threads(n); }
 int mck_threads(void) { return mck::threads(); }
 const char* mck_isa(void) { return mck::isa(); }
+const char* mck_tiles_isa(void) { return mck::tiles_isa(); }
 
 }  // extern "C"

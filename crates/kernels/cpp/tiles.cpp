@@ -3,7 +3,8 @@
 //   many rows): C = act(A B + bias) + residual, and the whole ConvMlp (fc1, GELU, fc2,
 //   residual) per block of rows, so its hidden activations never leave the cache
 //   (gemm_impl.h);
-// - the stride-1 depthwise convolutions (depthwise_impl.h).
+// - FastViT's depthwise convolutions (depthwise_impl.h);
+// - attention's softmax and packing around its two GEMMs (attention_impl.h).
 //
 // Why not BLAS: through MLX's matmul, OpenBLAS first zeroes C (beta = 0), packs A and B on
 // every call, and the bias / GELU / residual then take another pass over C (profile in
@@ -17,7 +18,9 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <cstdlib>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -46,14 +49,15 @@ struct GemmArgs {
   int act;
 };
 
-// A stride-1, multiplier-1 depthwise conv (depthwise_impl.h).
+// A depthwise conv (depthwise_impl.h): output channel o reads input channel o / m.
 struct DwArgs {
   const float* x;     // [n, h, w, c]
-  const float* wt;    // [k, k, c]
-  const float* bias;  // [c] or null
-  float* out;         // [n, h, w, c]
+  const float* wt;    // [k, k, c * m]
+  const float* bias;  // [c * m] or null
+  float* out;         // [n, ho, wo, c * m]
   size_t h, w, c;
   int act;
+  size_t m, stride, ho, wo;
 };
 
 // Portable: 128-bit vectors (SSE2 on x86-64, NEON on arm64), 4 x 2 tiles.
@@ -105,22 +109,39 @@ struct Variant {
   void (*softmax_rows)(float*, size_t, float, bool, size_t, size_t);
 };
 
-Variant pick() {
+struct Picked {
+  Variant v;
+  const char* name;
+};
+
+// The widest variant this CPU runs, or a narrower one named by MOBILECLIP_TILES_ISA
+// ("avx2", "baseline"; never one the CPU lacks): how the tests run the AVX2 and portable
+// bodies on an AVX-512 machine (engine kernels::tests::narrower_variants_match_mlx).
+Picked pick() {
+  const char* env = std::getenv("MOBILECLIP_TILES_ISA");
+  const std::string want = env ? env : "";
 #ifdef MCK_X86_VARIANTS
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("x86-64-v4")) return {tiles_avx512::rows, tiles_avx512::MR, tiles_avx512::pack_floats, tiles_avx512::dw_rows, tiles_avx512::pack_transposed, tiles_avx512::pack_rows,
-            tiles_avx512::softmax_rows};
-  if (__builtin_cpu_supports("x86-64-v3")) return {tiles_avx2::rows, tiles_avx2::MR, tiles_avx2::pack_floats, tiles_avx2::dw_rows, tiles_avx2::pack_transposed, tiles_avx2::pack_rows,
-            tiles_avx2::softmax_rows};
+  if (__builtin_cpu_supports("x86-64-v4") && want != "avx2" && want != "baseline")
+    return {{tiles_avx512::rows, tiles_avx512::MR, tiles_avx512::pack_floats, tiles_avx512::dw_rows,
+             tiles_avx512::pack_transposed, tiles_avx512::pack_rows, tiles_avx512::softmax_rows},
+            "avx512"};
+  if (__builtin_cpu_supports("x86-64-v3") && want != "baseline")
+    return {{tiles_avx2::rows, tiles_avx2::MR, tiles_avx2::pack_floats, tiles_avx2::dw_rows, tiles_avx2::pack_transposed,
+             tiles_avx2::pack_rows, tiles_avx2::softmax_rows},
+            "avx2"};
 #endif
-  return {tiles_base::rows, tiles_base::MR, tiles_base::pack_floats, tiles_base::dw_rows, tiles_base::pack_transposed, tiles_base::pack_rows,
-            tiles_base::softmax_rows};
+  return {{tiles_base::rows, tiles_base::MR, tiles_base::pack_floats, tiles_base::dw_rows, tiles_base::pack_transposed,
+           tiles_base::pack_rows, tiles_base::softmax_rows},
+          "baseline"};
 }
 
-const Variant& variant() {
-  static const Variant v = pick();
-  return v;
+const Picked& picked() {
+  static const Picked p = pick();
+  return p;
 }
+
+const Variant& variant() { return picked().v; }
 
 // Rows per block. Every block streams all of its columns' B (the weights: up to 64 MB for
 // the widest FastViT stage, from L3 or memory), so blocks are as tall as L2 allows for the
@@ -317,13 +338,16 @@ void attention(const float* qkv, float* out, size_t b, size_t l, size_t heads, s
 }
 
 bool depthwise_tiled(const float* x, const float* wt, const float* bias, float* out, size_t n, size_t h, size_t w,
-                     size_t c, size_t k, int act) {
-  if (k != 3 && k != 5 && k != 7) return false;
-  const DwArgs q{x, wt, bias, out, h, w, c, act};
+                     size_t c, size_t m, size_t k, size_t stride, size_t ho, size_t wo, int act) {
+  const DwArgs q{x, wt, bias, out, h, w, c, act, m, stride, ho, wo};
+  // (dw_rows over no rows says whether the shape has a tiled body; else the caller's loop)
+  if (!variant().dw_rows(q, k, 0, 0)) return false;
   // rows of >= ~64K multiply-adds per chunk
-  const size_t grain = std::max<size_t>(1, 65536 / std::max<size_t>(w * c * k * k, 1));
-  parallel_for(n * h, grain, [&](size_t a, size_t b) { variant().dw_rows(q, k, a, b); });
+  const size_t grain = std::max<size_t>(1, 65536 / std::max<size_t>(wo * c * m * k * k, 1));
+  parallel_for(n * ho, grain, [&](size_t a, size_t b) { variant().dw_rows(q, k, a, b); });
   return true;
 }
+
+const char* tiles_isa() { return picked().name; }
 
 }  // namespace mck

@@ -107,6 +107,7 @@ extern "C" {
     fn mck_set_threads(n: c_int);
     fn mck_threads() -> c_int;
     fn mck_isa() -> *const c_char;
+    fn mck_tiles_isa() -> *const c_char;
 }
 
 const NONE: mlx_array = mlx_array { ctx: std::ptr::null_mut() };
@@ -277,4 +278,12 @@ pub fn threads() -> usize {
 pub fn isa() -> &'static str {
     // SAFETY: mck_isa returns a pointer to a static NUL-terminated literal.
     unsafe { CStr::from_ptr(mck_isa()) }.to_str().unwrap_or("unknown")
+}
+
+/// The body the register-tiled kernels (GEMM, MLP, attention, depthwise) run: "avx512",
+/// "avx2" or "baseline" (the widest the CPU has, or a narrower one named by the environment
+/// variable MOBILECLIP_TILES_ISA, for tests).
+pub fn tiles_isa() -> &'static str {
+    // SAFETY: mck_tiles_isa returns a pointer to a static NUL-terminated literal.
+    unsafe { CStr::from_ptr(mck_tiles_isa()) }.to_str().unwrap_or("unknown")
 }

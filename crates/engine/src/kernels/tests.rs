@@ -169,6 +169,13 @@ fn depthwise_matches_mlx_grouped_conv() {
         (5, 7, 2, 3, 2, 2),
         (5, 5, 3, 5, 1, 3),
         (1, 1, 4, 3, 1, 1),
+        // stride 2 and multiplier 2 on the register tiles: whole tiles, the shorter ones at
+        // a row's end, output channels past the last whole vector
+        (13, 27, 40, 7, 2, 2),
+        (11, 37, 24, 3, 2, 1),
+        (10, 9, 20, 3, 1, 2),
+        (9, 21, 16, 3, 2, 2),
+        (15, 35, 16, 7, 2, 1),
     ]
     .iter()
     .enumerate()
@@ -379,4 +386,37 @@ fn threads_setting_changes_nothing_in_the_result() {
     let two = vals(&gelu(&x).unwrap());
     set_threads(before);
     assert_eq!(one, two);
+}
+
+/// The tests above run the widest body the CPU has (AVX-512 on the project's machines); this
+/// one runs them again in child processes of this test binary with each narrower body
+/// (MOBILECLIP_TILES_ISA: AVX2 + FMA, and the portable 128-bit one), which a user's CPU
+/// without AVX-512 runs (their tile widths differ: 6 and 4 rows, 7- and 11-pixel depthwise
+/// tiles, whose row ends once went unwritten).
+#[test]
+fn narrower_variants_match_mlx() {
+    let forced = std::env::var("MOBILECLIP_TILES_ISA").ok();
+    if let Some(isa) = forced {
+        // (in a child: the variant asked for must be the one running)
+        assert_eq!(mobileclip_kernels::tiles_isa(), isa);
+        return;
+    }
+    let widest = mobileclip_kernels::tiles_isa();
+    let narrower: &[&str] = match widest {
+        "avx512" => &["avx2", "baseline"],
+        "avx2" => &["baseline"],
+        _ => &[],
+    };
+    let exe = std::env::current_exe().unwrap();
+    for isa in narrower {
+        let out = std::process::Command::new(&exe)
+            .args(["kernels::tests::", "--test-threads=1", "--quiet"])
+            .env("MOBILECLIP_TILES_ISA", isa)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "kernel tests with the {isa} body failed:\n{text}\n{}", String::from_utf8_lossy(&out.stderr));
+        // (all of them ran: the same count as here, this one included)
+        assert!(text.contains("test result: ok."), "{isa}: {text}");
+    }
 }
