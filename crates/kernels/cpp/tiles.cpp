@@ -16,9 +16,9 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <cstdlib>
 #include <optional>
 #include <string>
 #include <utility>
