@@ -43,13 +43,13 @@ impl Linear {
         self.forward_with(x, Act::None, None)
     }
 
-    /// `act(x @ w + b) + residual`: one fused kernel GEMM (packed), or the GEMM in BLAS and
-    /// everything after it in one kernel pass.
     /// The packed weight and the bias, when the layer is packed with a bias.
     fn packed_parts(&self) -> Option<(&Array, &Array)> {
         self.packed_n.and(self.bias.as_ref()).map(|b| (&self.w, b))
     }
 
+    /// `act(x @ w + b) + residual`: one fused kernel GEMM (packed), or the GEMM in BLAS and
+    /// everything after it in one kernel pass.
     pub fn forward_with(&self, x: &Array, act: Act, residual: Option<&Array>) -> Result<Array> {
         if let Some(n) = self.packed_n {
             return kernels::linear(x, &self.w, n, self.bias.as_ref(), residual, act);

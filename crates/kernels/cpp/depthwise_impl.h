@@ -124,37 +124,20 @@ __attribute__((noinline)) void dw_rows_k(const DwArgs& q, size_t q0, size_t q1) 
   }
 }
 
-// The shapes with a register-tiled body (FastViT's); false: the caller's generic loop.
+// Rows [q0, q1) with the body for (K, S, M) if that is the call's shape.
+template <int K, int S, int M>
+bool dw_rows_if(const DwArgs& q, size_t k, size_t q0, size_t q1) {
+  if (k != K || q.stride != S || q.m != M) return false;
+  dw_rows_k<K, S, M>(q, q0, q1);
+  return true;
+}
+
+// The shapes with a register-tiled body (FastViT's: k x k, stride, multiplier); false: the
+// caller's generic loop.
 bool dw_rows(const DwArgs& q, size_t k, size_t q0, size_t q1) {
-  const size_t key = k * 100 + q.stride * 10 + q.m;
-  switch (key) {
-    case 311:
-      dw_rows_k<3, 1, 1>(q, q0, q1);
-      return true;
-    case 511:
-      dw_rows_k<5, 1, 1>(q, q0, q1);
-      return true;
-    case 711:
-      dw_rows_k<7, 1, 1>(q, q0, q1);
-      return true;
-    case 321:
-      dw_rows_k<3, 2, 1>(q, q0, q1);
-      return true;
-    case 721:
-      dw_rows_k<7, 2, 1>(q, q0, q1);
-      return true;
-    case 312:
-      dw_rows_k<3, 1, 2>(q, q0, q1);
-      return true;
-    case 322:
-      dw_rows_k<3, 2, 2>(q, q0, q1);
-      return true;
-    case 722:
-      dw_rows_k<7, 2, 2>(q, q0, q1);
-      return true;
-    default:
-      return false;
-  }
+  return dw_rows_if<3, 1, 1>(q, k, q0, q1) || dw_rows_if<5, 1, 1>(q, k, q0, q1) || dw_rows_if<7, 1, 1>(q, k, q0, q1) ||
+         dw_rows_if<3, 2, 1>(q, k, q0, q1) || dw_rows_if<7, 2, 1>(q, k, q0, q1) || dw_rows_if<3, 1, 2>(q, k, q0, q1) ||
+         dw_rows_if<3, 2, 2>(q, k, q0, q1) || dw_rows_if<7, 2, 2>(q, k, q0, q1);
 }
 
 #undef MCK_ALWAYS
