@@ -6,8 +6,9 @@
 // registers over a block of K; every step broadcasts one element of each of the MR rows of A
 // (read in place) and multiplies it with NV vectors of one row of B. B comes packed by the
 // loader (kernels.h, kPanel): panels of 32 columns, each K x 32 contiguous, so a panel's KC
-// rows are one sequential 32 KB stretch that stays in L1 for every tile of a row block (a
-// row-major [K, N] with N a multiple of 256 maps all its rows to a few L1 sets and misses).
+// rows are one sequential 32 KB stretch (a row-major [K, N] with N a multiple of 256 maps all
+// its rows to a few L1 sets and misses). Which of A and B stays in L1 depends on the block's
+// height (rows(): tile-major or panel-major).
 // Bias is the accumulator's start; GELU and the residual are applied to the registers before
 // the only store, so C is written once and never read back (no memset, no epilogue pass).
 
@@ -161,8 +162,8 @@ void columns(const GemmArgs& q, size_t i0, size_t i1, size_t j0, size_t j1, size
 // block is made once and serves every column. Short K (FastViT's 64-384) reads A in place:
 // there the copy costs more than it saves.
 constexpr size_t PACK_A_FROM = 512;
-// Columns per group of a packed-A call: one K block of the group's B (256 x 512 floats,
-// 512 KB) stays in L2 while the row block's tiles work through it.
+// Columns per group of a packed-A or tile-major call: one K block of the group's B (256 x 512
+// floats, 512 KB) stays in L2 while the row block's tiles work through it.
 constexpr size_t GROUP = 16 * kPanel;
 
 constexpr size_t padded_rows(size_t rows) { return (rows + MR - 1) / MR * MR; }
@@ -224,23 +225,62 @@ void pack_a(const GemmArgs& q, size_t i0, size_t i1, float* ap) {
   }
 }
 
+// Row blocks of at least this many rows run tile-major (rows()): each tile of A stays in L1
+// while it goes through the column group's panels, which stay in L2. Panel-major, the one
+// ordering before, keeps a 32 KB panel of B in L1 (two thirds of it) while A streams through
+// the rest, and lost ~10% of the tile's in-L1 speed on large blocks (1232 x 768 x 3072 on
+// one thread: 163 -> 177 GFLOP/s; the text towers' GEMMs -3-5%). With few tiles per panel
+// (a late FastViT stage at batch 1, 16-64 rows, its weights streaming from memory) panel-major
+// stays: there each panel is read once for all tiles, tile-major would read it once per tile
+// (S4's 16-row MLP +11%).
+constexpr size_t TILE_MAJOR_FROM = 8 * MR;
+
+// Tiles of rows [i0, i1) over the 2W-wide panels [g0, g1) of one K block, tile-major. The
+// first tile is the one to find B outside L2 (from L3 or memory): it prefetches ahead.
+template <bool PK>
+void by_tiles(const GemmArgs& q, const float* blk, size_t i0, size_t i1, size_t g0, size_t g1, size_t k0, size_t kc,
+           const GeluCoeffs& g) {
+  const size_t step = PK ? MR * kc : MR * q.lda;
+  const float* a = PK ? blk : q.a + i0 * q.lda + k0;
+  size_t i = i0;
+  if (i + MR <= i1) {
+    for (size_t j = g0; j < g1; j += 2 * W) tile<MR, 2, PK, true>(q, a, i, j, k0, kc, g);
+    i += MR;
+    a += step;
+  }
+  for (; i + MR <= i1; i += MR, a += step)
+    for (size_t j = g0; j < g1; j += 2 * W) tile<MR, 2, PK>(q, a, i, j, k0, kc, g);
+  if (i < i1)
+    for (size_t j = g0; j < g1; j += 2 * W) tail<MR - 1, 2, PK>(static_cast<int>(i1 - i), q, a, i, j, k0, kc, g);
+}
+
 // Rows [i0, i1) x columns [j0, j1) of C (j0 a multiple of kPanel); `ap` holds
 // pack_floats(i1 - i0, K) floats, already the packed rows unless `pack` (a thread doing
-// several column groups of one row block packs once). K blocks outermost within a column
-// group (C holds the partial sums between them), then B panels, then the row tiles sharing
-// a panel.
+// several column groups of one row block packs once). Column groups (whose B for one K block
+// fits L2) outermost where A is packed or the block runs tile-major, then K blocks (C holds
+// the partial sums between them), then the tiles: tile-major (by_tiles) for tall blocks,
+// else panel by panel, the row tiles sharing each panel.
 void rows(const GemmArgs& q, size_t i0, size_t i1, size_t j0, size_t j1, float* ap, bool pack) {
   const GeluCoeffs g = kGeluCoeffs;
   const bool pk = q.k >= PACK_A_FROM;
   if (pk && pack) pack_a(q, i0, i1, ap);
   const size_t padded = padded_rows(i1 - i0);
-  for (size_t g0 = j0; g0 < j1; g0 += pk ? GROUP : j1 - j0) {
-    const size_t g1 = pk && j1 - g0 > GROUP ? g0 + GROUP : j1;
+  const bool tile_major = i1 - i0 >= TILE_MAJOR_FROM;
+  const bool grouped = pk || tile_major;
+  for (size_t g0 = j0; g0 < j1; g0 += grouped ? GROUP : j1 - j0) {
+    const size_t g1 = grouped && j1 - g0 > GROUP ? g0 + GROUP : j1;
     for (size_t k0 = 0; k0 < q.k; k0 += KC) {
       const size_t kc = q.k - k0 < KC ? q.k - k0 : KC;
+      const float* blk = pk ? ap + padded * k0 : nullptr;
       size_t j = g0;
+      if (tile_major) {
+        j = g0 + (g1 - g0) / (2 * W) * (2 * W);
+        if (pk)
+          by_tiles<true>(q, blk, i0, i1, g0, j, k0, kc, g);
+        else
+          by_tiles<false>(q, nullptr, i0, i1, g0, j, k0, kc, g);
+      }
       if (pk) {
-        const float* blk = ap + padded * k0;
         for (; j + 2 * W <= g1; j += 2 * W) panel<2, true>(q, blk, i0, i1, j, k0, kc, g);
         for (; j + W <= g1; j += W) panel<1, true>(q, blk, i0, i1, j, k0, kc, g);
       } else {
