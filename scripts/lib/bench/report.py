@@ -58,7 +58,8 @@ def header(res):
         f"sgemm (numpy {sg0['numpy']} 2048³ fp32, {m['threads']} threads, median of 9): {sg0['median_gflops']:.0f} GFLOP/s "
         f"at start, {sg1['median_gflops']:.0f} at end.",
         f"Median of {m['runs']} runs per engine and row after {m['warmup']} warm-up call(s), engines alternating "
-        f"(order rotated each run); fp32; milliseconds per call (batch b: per batch). "
+        f"(order rotated each run), each timed call right after an untimed one of the same engine and batch; "
+        f"fp32; milliseconds per call (batch b: per batch). "
         f"Inputs: `{m['image']}` (pixels from open_clip's preprocessing; the SQL path gets the file's bytes) and "
         f"4 captions of 10-14 tokens, cycled to fill the batch.",
     ]
