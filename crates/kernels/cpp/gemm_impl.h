@@ -15,7 +15,7 @@
 #define MCK_ALWAYS inline __attribute__((always_inline))
 
 constexpr int W = static_cast<int>(sizeof(V) / sizeof(float));
-constexpr size_t KC = 256;  // K block: KC rows of a B panel (32 KB) fit L1
+constexpr size_t KC = 256;  // K block: a panel's KC rows (32 KB) or a tile's A (12 KB) in L1
 static_assert(kPanel % (2 * W) == 0, "a panel holds whole tiles");
 
 MCK_ALWAYS V loadv(const float* p) {
@@ -55,10 +55,11 @@ MCK_ALWAYS V gelu_v(V x, const GeluCoeffs& g) {
 
 
 // How far ahead (floats of the panel: 32 of its K rows) the first tile over a panel asks for
-// B. That tile is the one reading the panel from memory (the others find it in L1): with few
-// tiles per panel (FastViT's late stages at batch 1, 16-64 rows, whose weights stream from
-// DRAM) the hardware prefetcher alone left half of the bandwidth unused (S3's 16-row MLP 5.4
-// -> 4.0 ms, 64 rows -10%, 256 rows -10%; large GEMMs unchanged).
+// B. That tile is the one reading the panel from memory (the others find it in L1, or in L2
+// when the block runs tile-major): with few tiles per panel (FastViT's late stages at batch
+// 1, 16-64 rows, whose weights stream from DRAM) the hardware prefetcher alone left half of
+// the bandwidth unused (S3's 16-row MLP 5.4 -> 4.0 ms, 64 rows -10%, 256 rows -10%; large
+// GEMMs unchanged).
 constexpr size_t PREFETCH_AHEAD = 32 * kPanel;
 
 // One MR' x NV-vector tile of C at (row i, column j) over K rows [k0, k0 + kc): starts from
