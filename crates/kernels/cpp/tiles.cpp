@@ -143,27 +143,48 @@ const Picked& picked() {
 
 const Variant& variant() { return picked().v; }
 
-// Rows per block. Every block streams all of its columns' B (the weights: up to 64 MB for
-// the widest FastViT stage, from L3 or memory), so blocks are as tall as L2 allows for the
-// block's A (rows x K block) and C rows (~1 MB of 2 MB per core), and at least 8 tiles.
 // Runs body(item, slot, scratch) for items [0, n) on up to `t` threads of the pool, each item
-// claimed on its own from a shared counter (the pool's own chunks, n / (4 x threads) items
-// each, left a thread idle for up to a chunk at the end: 2-7% on the text GEMMs, 13 row
-// blocks over 2 threads). Each running thread has a slot < t and `scratch_floats` floats of
-// its own (uninitialized).
+// claimed on its own (the pool's chunks, n / (4 x threads) items each, left a thread idle for
+// up to a chunk at the end: 2-7% on the text GEMMs, 13 row blocks over 2 threads). The items
+// are dealt as the pool deals a loop's range (pool.cpp, Job): thread h of the t starts on the
+// h-th contiguous share of them, then takes what is left of the others', so the rows a
+// thread works on in one kernel are the rows it worked on in the one before (e.g. the
+// depthwise conv before a FastViT MLP). Each running thread has a slot < t and
+// `scratch_floats` floats of its own (uninitialized).
+struct alignas(64) Share {
+  std::atomic<size_t> next{0};
+  size_t end = 0;
+};
 template <class F>
 void for_items(size_t n, size_t t, size_t scratch_floats, F&& body) {
-  std::atomic<size_t> next{0}, slots{0};
+  std::atomic<size_t> slots{0};
   t = std::max<size_t>(1, std::min(t, n));
-  parallel_for(t, 1, [&](size_t, size_t) {
-    size_t it = next.fetch_add(1);
-    if (it >= n) return;
-    const size_t slot = slots.fetch_add(1);
-    std::unique_ptr<float[]> scratch(scratch_floats ? new float[scratch_floats] : nullptr);
-    for (; it < n; it = next.fetch_add(1)) body(it, slot, scratch.get());
+  std::unique_ptr<Share[]> share(new Share[t]);
+  for (size_t h = 0; h < t; ++h) {
+    share[h].next.store(n * h / t, std::memory_order_relaxed);
+    share[h].end = n * (h + 1) / t;
+  }
+  parallel_for(t, 1, [&](size_t h0, size_t h1) {
+    for (size_t h = h0; h < h1; ++h) {
+      size_t slot = SIZE_MAX;
+      std::unique_ptr<float[]> scratch;
+      for (size_t i = 0; i < t; ++i) {
+        Share& sh = share[(h + i) % t];
+        for (size_t it = sh.next.fetch_add(1); it < sh.end; it = sh.next.fetch_add(1)) {
+          if (slot == SIZE_MAX) {
+            slot = slots.fetch_add(1);
+            if (scratch_floats) scratch.reset(new float[scratch_floats]);
+          }
+          body(it, slot, scratch.get());
+        }
+      }
+    }
   });
 }
 
+// Rows per block. Every block streams all of its columns' B (the weights: up to 64 MB for
+// the widest FastViT stage, from L3 or memory), so blocks are as tall as L2 allows for the
+// block's A (rows x K block) and C rows (~1 MB of 2 MB per core), and at least 8 tiles.
 size_t block_rows(size_t k, size_t n, size_t mr) {
   // (a long K packs the block's whole A: all of K counts)
   size_t per_row = ((variant().pack_floats(1, k) ? k : std::min<size_t>(k, 256)) + n) * sizeof(float);
