@@ -38,8 +38,9 @@ struct alignas(64) Segment {
 struct Job {
   const std::function<void(size_t, size_t)>* body = nullptr;
   size_t chunk = 1;
-  size_t segments = 0;
-  std::unique_ptr<Segment[]> segment;  // `segments` of them (one per thread)
+  size_t segments = 0;                 // in use for this loop
+  size_t capacity = 0;                 // allocated
+  std::unique_ptr<Segment[]> segment;  // one per thread the loop is split for
   std::atomic<int> active{0};  // threads still inside this job
 };
 
@@ -80,14 +81,17 @@ class Pool {
     size_t chunks = parts * 4;
     job_.body = &body;
     job_.chunk = std::max<size_t>((n + chunks - 1) / chunks, grain);
+    // One segment per thread the loop is worth (parts <= n / grain, so no segment is
+    // shorter than the grain); any further workers start on one of them and help.
     const size_t threads = workers_.size() + 1;
-    if (job_.segments != threads) {
-      job_.segment.reset(new Segment[threads]);
-      job_.segments = threads;
+    if (job_.capacity < parts) {
+      job_.segment.reset(new Segment[parts]);
+      job_.capacity = parts;
     }
-    for (size_t t = 0; t < threads; ++t) {
-      job_.segment[t].next.store(n * t / threads, std::memory_order_relaxed);
-      job_.segment[t].end = n * (t + 1) / threads;
+    job_.segments = parts;
+    for (size_t t = 0; t < parts; ++t) {
+      job_.segment[t].next.store(n * t / parts, std::memory_order_relaxed);
+      job_.segment[t].end = n * (t + 1) / parts;
     }
     job_.active.store(static_cast<int>(threads));
     {
@@ -101,7 +105,8 @@ class Pool {
   }
 
  private:
-  // Thread `slot`'s part of the job: its own segment, then the others' leftovers.
+  // Thread `slot`'s part of the job: its own segment (slot 0: the starting thread), then the
+  // others' leftovers.
   void work(size_t slot) {
     for (size_t i = 0; i < job_.segments; ++i) {
       Segment& seg = job_.segment[(slot + i) % job_.segments];
