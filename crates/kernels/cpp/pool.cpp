@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -36,7 +37,7 @@ struct alignas(64) Segment {
 // thread reads, still in its core's L2): one shared counter had dealt the chunks in turn,
 // and the depthwise convs of S2 at batch 1 ran 15-40% longer than with contiguous halves.
 struct Job {
-  const std::function<void(size_t, size_t)>* body = nullptr;
+  const std::function<void(size_t, size_t, size_t)>* body = nullptr;
   size_t chunk = 1;
   size_t segments = 0;                 // in use for this loop
   size_t capacity = 0;                 // allocated
@@ -66,12 +67,14 @@ class Pool {
     return want_;
   }
 
-  void run(size_t n, size_t grain, const std::function<void(size_t, size_t)>& body) {
+  void run(size_t n, size_t grain, size_t max_threads, size_t chunk,
+           const std::function<void(size_t, size_t, size_t)>& body) {
     if (n == 0) return;
     std::unique_lock<std::mutex> own(loop_mu_, std::try_to_lock);
-    size_t parts = own.owns_lock() ? std::min<size_t>(want_, n / std::max<size_t>(grain, 1)) : 1;
+    size_t parts =
+        own.owns_lock() ? std::min({static_cast<size_t>(want_), max_threads, n / std::max<size_t>(grain, 1)}) : 1;
     if (parts <= 1) {
-      body(0, n);
+      body(0, n, 0);
       return;
     }
     if (workers_.size() != static_cast<size_t>(want_ - 1)) resize(want_ - 1);
@@ -80,9 +83,10 @@ class Pool {
     // OpenBLAS or another backend).
     size_t chunks = parts * 4;
     job_.body = &body;
-    job_.chunk = std::max<size_t>((n + chunks - 1) / chunks, grain);
+    job_.chunk = chunk ? chunk : std::max<size_t>((n + chunks - 1) / chunks, grain);
     // One segment per thread the loop is worth (parts <= n / grain, so no segment is
-    // shorter than the grain); any further workers start on one of them and help.
+    // shorter than the grain); the pool's further workers sit this loop out, so a thread's
+    // slot (its segment) is below parts.
     const size_t threads = workers_.size() + 1;
     if (job_.capacity < parts) {
       job_.segment.reset(new Segment[parts]);
@@ -106,14 +110,14 @@ class Pool {
 
  private:
   // Thread `slot`'s part of the job: its own segment (slot 0: the starting thread), then the
-  // others' leftovers.
+  // others' leftovers; nothing for a slot beyond the loop's segments.
   void work(size_t slot) {
-    for (size_t i = 0; i < job_.segments; ++i) {
+    for (size_t i = 0; slot < job_.segments && i < job_.segments; ++i) {
       Segment& seg = job_.segment[(slot + i) % job_.segments];
       for (;;) {
         const size_t b = seg.next.fetch_add(job_.chunk);
         if (b >= seg.end) break;
-        (*job_.body)(b, std::min(seg.end, b + job_.chunk));
+        (*job_.body)(b, std::min(seg.end, b + job_.chunk), slot);
       }
     }
     job_.active.fetch_sub(1, std::memory_order_acq_rel);
@@ -235,7 +239,11 @@ Pool& pool() {
 void set_threads(int n) { pool().set_threads(n); }
 int threads() { return pool().threads(); }
 void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t)>& body) {
-  pool().run(n, grain, body);
+  pool().run(n, grain, SIZE_MAX, 0, [&](size_t b, size_t e, size_t) { body(b, e); });
+}
+void parallel_for_slots(size_t n, size_t grain, size_t max_threads, size_t chunk,
+                        const std::function<void(size_t, size_t, size_t)>& body) {
+  pool().run(n, grain, std::max<size_t>(max_threads, 1), chunk, body);
 }
 
 }  // namespace mck

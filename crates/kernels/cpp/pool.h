@@ -19,4 +19,13 @@ int threads();
 // calls run serially on the caller (one loop at a time owns the pool).
 void parallel_for(size_t n, size_t grain, const std::function<void(size_t, size_t)>& body);
 
+// The same loop for kernels that keep per-thread state (a scratch buffer, the row block a
+// thread last packed): body(begin, end, slot) over [0, n), at most `max_threads` threads,
+// `chunk` items at a time (0: the pool's choice, at least `grain`). `slot` < max_threads is
+// the running thread's own for the whole loop (the starting thread's is 0), and the range
+// is dealt as in parallel_for: each thread starts on its own contiguous share, then takes
+// what is left of the others'.
+void parallel_for_slots(size_t n, size_t grain, size_t max_threads, size_t chunk,
+                        const std::function<void(size_t, size_t, size_t)>& body);
+
 }  // namespace mck

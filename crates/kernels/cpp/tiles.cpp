@@ -13,7 +13,6 @@
 // The bodies are compiled here once per instruction set (AVX-512, AVX2 + FMA, and a portable
 // 128-bit one) with GCC vector types and chosen at run time, like MLAS's kernels.
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -145,40 +144,18 @@ const Variant& variant() { return picked().v; }
 
 // Runs body(item, slot, scratch) for items [0, n) on up to `t` threads of the pool, each item
 // claimed on its own (the pool's chunks, n / (4 x threads) items each, left a thread idle for
-// up to a chunk at the end: 2-7% on the text GEMMs, 13 row blocks over 2 threads). The items
-// are dealt as the pool deals a loop's range (pool.cpp, Job): thread h of the t starts on the
-// h-th contiguous share of them, then takes what is left of the others', so the rows a
-// thread works on in one kernel are the rows it worked on in the one before (e.g. the
-// depthwise conv before a FastViT MLP). Each running thread has a slot < t and
-// `scratch_floats` floats of its own (uninitialized).
-struct alignas(64) Share {
-  std::atomic<size_t> next{0};
-  size_t end = 0;
-};
+// up to a chunk at the end: 2-7% on the text GEMMs, 13 row blocks over 2 threads). The pool
+// deals the items as it deals any loop's range, in contiguous shares, so the rows a thread
+// works on in one kernel are the rows it worked on in the one before (e.g. the depthwise conv
+// before a FastViT MLP). Each running thread has a slot < t and `scratch_floats` floats of its
+// own (uninitialized).
 template <class F>
 void for_items(size_t n, size_t t, size_t scratch_floats, F&& body) {
-  std::atomic<size_t> slots{0};
   t = std::max<size_t>(1, std::min(t, n));
-  std::unique_ptr<Share[]> share(new Share[t]);
-  for (size_t h = 0; h < t; ++h) {
-    share[h].next.store(n * h / t, std::memory_order_relaxed);
-    share[h].end = n * (h + 1) / t;
-  }
-  parallel_for(t, 1, [&](size_t h0, size_t h1) {
-    for (size_t h = h0; h < h1; ++h) {
-      size_t slot = SIZE_MAX;
-      std::unique_ptr<float[]> scratch;
-      for (size_t i = 0; i < t; ++i) {
-        Share& sh = share[(h + i) % t];
-        for (size_t it = sh.next.fetch_add(1); it < sh.end; it = sh.next.fetch_add(1)) {
-          if (slot == SIZE_MAX) {
-            slot = slots.fetch_add(1);
-            if (scratch_floats) scratch.reset(new float[scratch_floats]);
-          }
-          body(it, slot, scratch.get());
-        }
-      }
-    }
+  std::vector<std::unique_ptr<float[]>> scratch(t);
+  parallel_for_slots(n, 1, t, 1, [&](size_t i0, size_t i1, size_t slot) {
+    if (scratch_floats && !scratch[slot]) scratch[slot].reset(new float[scratch_floats]);
+    for (size_t it = i0; it < i1; ++it) body(it, slot, scratch[slot].get());
   });
 }
 
