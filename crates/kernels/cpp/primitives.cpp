@@ -157,10 +157,16 @@ std::string shape_str(const mx::array& a) {
   return s + "]";
 }
 
-// A float32, row-contiguous view of an input (a no-op when it already is one).
+// A float32, row-contiguous view of an input. mx::contiguous adds a node to the graph even
+// for an array that already is one, and every node costs the calling thread graph work and
+// the stream thread a task: so an input known to be row-contiguous when the graph is built
+// goes in as it is: an evaluated one (the weights) whose flags say so, and the output of one
+// of these kernels (always written row-contiguous).
 mx::array prep(const mx::array& a, const char* what) {
   if (a.dtype() != mx::float32) throw Fail(std::string(what) + " must be float32");
-  return mx::contiguous(a);
+  const bool contiguous = a.is_available() ? a.flags().row_contiguous
+                                           : a.has_primitive() && dynamic_cast<const Kernel*>(&a.primitive()) != nullptr;
+  return contiguous ? a : mx::contiguous(a);
 }
 
 void need(bool ok, const std::string& msg) {

@@ -420,3 +420,47 @@ fn narrower_variants_match_mlx() {
         assert!(text.contains("test result: ok."), "{isa}: {text}");
     }
 }
+
+/// Inputs that are not row-contiguous (a transposed or broadcast view, lazy or evaluated), a
+/// row-contiguous slice at an offset, and the output of one kernel fed to the next (which go
+/// in without a copy: primitives.cpp, prep) are read as the values they hold.
+#[test]
+fn views_and_chained_kernels_are_read_as_their_values() {
+    use mlx_rs::ops::indexing::TryIndexOp;
+    init();
+    let (rows, c) = (37, 70);
+    let base = rand(&[c, rows], 900, 3.0);
+    let lazy_t = base.transpose().unwrap();
+    let done_t = base.transpose().unwrap();
+    done_t.eval().unwrap();
+    let row = rand(&[1, c], 901, 2.0);
+    let bcast = mlx_rs::ops::broadcast_to(&row, &[rows, c]).unwrap();
+    let big = rand(&[rows + 3, c], 902, 2.0);
+    let slice = big.try_index(2..rows + 2).unwrap();
+    slice.eval().unwrap();
+    let chained = mobileclip_kernels::epilogue(&big.try_index(1..rows + 1).unwrap(), None, None, None, Act::Gelu).unwrap();
+    let b = rand(&[c], 903, 1.0);
+    let r = rand(&[rows, c], 904, 1.0);
+    let w = rand(&[c], 905, 1.0);
+    for (name, x) in [
+        ("lazy transpose", &lazy_t),
+        ("evaluated transpose", &done_t),
+        ("broadcast", &bcast),
+        ("slice", &slice),
+        ("kernel output", &chained),
+    ] {
+        for act in [Act::None, Act::Gelu] {
+            let got = mobileclip_kernels::epilogue(x, None, Some(&b), Some(&r), act).unwrap();
+            let want = reference::epilogue(x, None, Some(&b), Some(&r), act).unwrap();
+            assert_eq!(max_rel_diff(&got, &want), 0.0, "{name} {act:?}");
+            // (and as the residual)
+            let got = mobileclip_kernels::epilogue(&r, None, None, Some(x), act).unwrap();
+            let want = reference::epilogue(&r, None, None, Some(x), act).unwrap();
+            assert_eq!(max_rel_diff(&got, &want), 0.0, "{name} as residual {act:?}");
+        }
+        let got = mobileclip_kernels::layer_norm(x, &w, &b, 1e-5).unwrap();
+        let want = mlx_rs::fast::layer_norm(x, &w, &b, 1e-5).unwrap();
+        let d = max_rel_diff(&got, &want);
+        assert!(d < 2e-6, "{name}: layer norm {d}");
+    }
+}
