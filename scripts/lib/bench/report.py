@@ -67,9 +67,9 @@ def header(res):
         lines.append(f"ONNX Runtime vs PyTorch (reparameterized), same input: max abs difference {max(ort_d):.1e} "
                      f"over all rows; PyTorch training form vs reparameterized: {max(tr_d):.1e}." if tr_d else
                      f"ONNX Runtime vs PyTorch (reparameterized), same input: max abs difference {max(ort_d):.1e}.")
-    if m.get("extension_older_than_cli"):
-        lines.append(f"**Caution**: the installed extension ({m['builds']['extension']}) is older than the CLI "
-                     f"({m['builds']['cli']}): the SQL column may measure another build.")
+    if m.get("extension_older_than_sources") or m.get("extension_older_than_cli"):
+        lines.append(f"**Caution**: the installed extension ({m['builds']['extension']}) is older than the sources "
+                     f"(CLI built {m['builds']['cli']}): the SQL column may measure another build.")
     if noop:
         lines.append(f"Nothing to reparameterize (training = reparam, measured once): {', '.join(noop)}.")
     return lines
