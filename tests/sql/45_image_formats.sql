@@ -79,10 +79,18 @@ SELECT try_45('SELECT clip_load()');
 SET mobileclip.model_path = '/tmp/mobileclip-regress/negative-variance';
 SELECT try_45('SELECT clip_load()');
 SET mobileclip.model_path = '/tmp/mobileclip-regress/overflow-text';
-SELECT try_45($q$SELECT clip_embed_text('a photo of a cat')$q$);
-SELECT try_45($q$SELECT clip_embed_texts(ARRAY[NULL, 'a photo of a cat', 'a dog'])$q$);
+-- How many of the 512 outputs overflow depends on the order in which OpenBLAS sums the
+-- projection (its SkylakeX kernel: 2 NaN here; Haswell / Zen: 1): the count is masked.
+CREATE FUNCTION try_45_masked(q text) RETURNS text LANGUAGE sql AS $$
+  SELECT regexp_replace(try_45(q), '\d+ non-finite value\(s\) \(\d+ NaN, \d+ infinite\)',
+                        'N non-finite value(s) (n NaN, m infinite)')
+$$;
+SELECT try_45_masked($q$SELECT clip_embed_text('a photo of a cat')$q$);
+SELECT try_45_masked($q$SELECT clip_embed_texts(ARRAY[NULL, 'a photo of a cat', 'a dog'])$q$);
 CREATE TABLE guarded (id int, emb vector(512));
+\set VERBOSITY sqlstate
 INSERT INTO guarded SELECT 1, clip_embed_text('a photo of a cat');
+\set VERBOSITY default
 SELECT count(*) AS rows_stored FROM guarded;
 SET mobileclip.model_path = '/tmp/mobileclip-regress/overflow-image';
 SELECT try_45($q$SELECT clip_embed_images(ARRAY[NULL, pg_read_binary_file('/tmp/mobileclip-regress/stress/exif1.png')])$q$);
